@@ -1,0 +1,1 @@
+"""fleet: science servers for a classroom, one command."""

@@ -1,0 +1,75 @@
+"""What the teacher reads at the end of a command: tables and plan listings.
+
+Pure: from reports to text or JSON-ready data. No secret is ever in a
+report: seat URLs here carry no token (the handout has them).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fleet.converge import HostReport
+from fleet.inventory import Host
+from fleet.runner import Outcome
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Plain aligned columns: readable in any terminal, in a log and in a test."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def seats_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
+    rows: list[list[object]] = []
+    for o in outcomes:
+        if not o.ok:
+            rows.append([o.item.id, "-", "-", f"FAILED: {o.error}"])
+            continue
+        for s in o.value.seats:
+            rows.append([o.item.id, s.container, s.url or "-", s.state + (f" ({s.restarts} restarts)" if s.restarts else "")])
+        if not o.value.seats:
+            rows.append([o.item.id, "-", "-", "no seats"])
+    return table(["HOST", "SEAT", "URL", "STATE"], rows)
+
+
+def summary(outcomes: list[Outcome[Host, HostReport]], seconds: float, verb: str = "converged") -> str:
+    failed = [o for o in outcomes if not o.ok]
+    changed = sum(1 for o in outcomes if o.ok and o.value.steps)
+    text = f"{len(outcomes) - len(failed)} of {len(outcomes)} hosts {verb}"
+    if verb == "converged":
+        text += f" ({changed} changed)"
+    return text + (f", {len(failed)} failed" if failed else "") + f" in {seconds:.1f} s"
+
+
+def plan_data(outcomes: list[Outcome[Host, HostReport]]) -> list[dict]:
+    """The dry run as data: facts seen and the exact commands, secrets left out."""
+    out = []
+    for o in outcomes:
+        entry: dict = {"host": o.item.id, "user": o.item.user}
+        if o.ok:
+            entry.update(os=o.value.os, docker=o.value.docker or None,
+                         steps=[s.describe() for s in o.value.steps])
+        else:
+            entry["error"] = o.error
+        out.append(entry)
+    return out
+
+
+def plan_text(outcomes: list[Outcome[Host, HostReport]]) -> str:
+    from shlex import join
+
+    lines = []
+    for entry in plan_data(outcomes):
+        lines.append(f"{entry['host']} ({entry['user']}): " + (
+            f"FAILED: {entry['error']}" if "error" in entry
+            else f"{entry['os']}, Docker {entry['docker'] or 'not running'}: "
+                 + (f"{len(entry['steps'])} steps" if entry["steps"] else "nothing to do")))
+        for step in entry.get("steps", []):
+            lines.append(f"  - {step['do']}")
+            if "run" in step:
+                lines.append(f"      $ {join(step['run'])}")
+            elif "upload" in step:
+                lines.append(f"      > {step['upload']} (mode {step['mode']}, {step['content']})")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The fab tasks: parse arguments, call fleet, print. One module per task."""

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fabric import task
+
+from fleet import inventory
+from fleet.seats import expand
+from tasks.common import HOSTS_HELP, cli
+
+
+@task(help={"hosts": HOSTS_HELP})
+@cli
+def check(c, hosts):
+    """Validate the inventory offline; touches no network. Exit status 2 on errors."""
+    inv = inventory.load(hosts)
+    seats = expand(inv)
+    print(f"{hosts}: ok. Fleet {inv.name!r}: {len(inv.hosts)} hosts x {len(seats)} seats "
+          f"= {len(inv.hosts) * len(seats)} seats in all")
