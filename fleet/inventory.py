@@ -142,7 +142,7 @@ class Service(Model):
     memory: str | None = None
     cpus: float | None = Field(None, gt=0, le=1024)
     cpuset: str | None = None
-    env: dict[str, str | int] = {}
+    env: dict[str, str] = {}
     push: bool = False
     secret_env: str | None = None
 
@@ -182,11 +182,8 @@ class Service(Model):
         for key, value in v.items():
             if not isinstance(key, str) or not ENV_KEY_RE.match(key):
                 raise ValueError(f"{key!r} is not an environment variable name (letters, digits, _)")
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise ValueError(
-                    f"{key}: YAML read this value as {value!r} ({type(value).__name__}: yes/no/on/off, 1e3 and "
-                    f"empty values are not text in YAML); put it in quotes, e.g. {key}: \"no\""
-                )
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: a value must be text, not a {type(value).__name__}; write it on one line")
             if isinstance(value, str) and ("\n" in value or "\r" in value or "\0" in value):
                 raise ValueError(f"{key}: a value cannot hold a line break or NUL (Docker env files are one line per variable)")
         return v
@@ -296,8 +293,9 @@ class Inventory:
 Path_ = tuple[Any, ...]
 
 
-def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML and remember the line of every key and item.
+def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int], dict[Path_, str]]:
+    """Parse YAML and remember the line of every key and item, and the source
+    text of every scalar.
 
     Aliases are shared, never re-walked, so a billion-laughs document costs
     no more than its text; duplicate keys are refused (YAML keeps the last one
@@ -309,6 +307,7 @@ def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         if node is None:
             raise InputError("the file is empty; see inventories/lab.yml for an example", file=file)
         lines: dict[Path_, int] = {}
+        texts: dict[Path_, str] = {}
         seen: set[int] = set()
 
         def walk(n: yaml.Node, path: Path_) -> None:
@@ -331,6 +330,8 @@ def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
             elif isinstance(n, yaml.SequenceNode):
                 for i, item in enumerate(n.value):
                     walk(item, path + (i,))
+            elif isinstance(n, yaml.ScalarNode):
+                texts[path] = n.value
 
         walk(node, ())
         data = loader.construct_document(node)
@@ -345,7 +346,25 @@ def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         raise InputError("the YAML is nested too deeply", file=file) from None
     finally:
         loader.dispose()
-    return data, lines
+    return data, lines, texts
+
+
+def _env_as_written(data: dict, texts: dict[Path_, str]) -> None:
+    """Env values are text: take each scalar as the teacher wrote it.
+
+    YAML 1.1 would turn ``on`` into True, ``0755`` into 493 and ``1.10`` into
+    1.1; a container's environment wants the characters in the file.
+    """
+    services = data.get("services")
+    if not isinstance(services, list):
+        return
+    for i, svc in enumerate(services):
+        env = svc.get("env") if isinstance(svc, dict) else None
+        if isinstance(env, dict):
+            for key in env:
+                text = texts.get(("services", i, "env", key))
+                if text is not None and not isinstance(env[key], str):
+                    env[key] = text
 
 
 def _dotted(path: Path_) -> str:
@@ -435,15 +454,17 @@ def load(path: str | Path) -> Inventory:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError("the file is not UTF-8 text; save it as UTF-8", file=file, line=line) from None
-    data, lines = _compose(text, file)
+    data, lines, texts = _compose(text, file)
     if not isinstance(data, dict):
         raise InputError("the top level must be a mapping (name:, hosts:, services:, ...)", file=file, line=1)
+    _env_as_written(data, texts)
     try:
         model = InventoryModel.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = _loc(err)
-        raise InputError(_message(err), file=file, line=_line_for(lines, loc), field=_dotted(loc)) from None
+        errors = sorted(e.errors(), key=lambda err: _line_for(lines, _loc(err)) or 0)
+        err, loc = errors[0], _loc(errors[0])
+        more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)} after this one)" if len(errors) > 1 else ""
+        raise InputError(_message(err) + more, file=file, line=_line_for(lines, loc), field=_dotted(loc)) from None
     hosts = _resolve_hosts(model, path, lines)
     _check_ports(model, lines, file)
     return Inventory(path=path, model=model, hosts=hosts)

@@ -179,15 +179,14 @@ class Remote:
             if preamble:
                 chan.sendall(preamble)
             for chunk in chunks:
-                _drain(chan, out, err)
                 view = memoryview(chunk)
-                while view:
+                while view and not chan.exit_status_ready():
                     if time.monotonic() > deadline:
                         raise TimeoutError
-                    _, writable, _ = select.select([], [chan], [], 1)
-                    if writable:
-                        sent = chan.send(view[:CHUNK])
-                        view = view[sent:]
+                    if chan.send_ready():
+                        view = view[chan.send(view[:CHUNK]):]
+                    else:  # the remote side is not reading: keep its output flowing meanwhile
+                        select.select([chan], [], [], 0.05)
                     _drain(chan, out, err)
             chan.shutdown_write()
             while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():

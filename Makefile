@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   a practice fleet of 3 real test hosts on this machine's Docker, provisioned, URLs printed
+#   make test   the unit tests and the integration tests on real test hosts
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: venv engine images demo demo-down test unit lint clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+engine:
+	bash scripts/engine.sh
+
+images: venv engine
+	$(BIN)/python -m practice images
+
+demo: images
+	$(BIN)/python -m practice up --count 3 --label demo --dir .demo
+	$(BIN)/python -m practice inventory --label demo --dir .demo --image fleet-jupyter:test > .demo/lab.yml
+	$(BIN)/fab provision --hosts .demo/lab.yml
+	$(BIN)/fab handout --hosts .demo/lab.yml
+	@echo "Practice fleet is up. Remove it with: make demo-down"
+
+demo-down: venv
+	-$(BIN)/fab teardown --hosts .demo/lab.yml --yes
+	$(BIN)/python -m practice down --label demo
+
+lint: venv
+	$(BIN)/ruff check .
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+test: images lint
+	$(BIN)/python -m pytest -q tests
+
+clean: demo-down
+	rm -rf $(VENV) build .demo

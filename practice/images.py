@@ -1,0 +1,199 @@
+"""Images of the practice fleet, built locally without a registry.
+
+- ``debian:bookworm``: the base. Pulled where a registry answers; otherwise
+  built from Debian's package mirror with debootstrap (as root).
+- ``fleet-testhost:debian12``: a practice server (systemd + OpenSSH), from
+  images/testhost.
+- ``fleet-jupyter:test``: a real Jupyter server for the seats, from
+  images/jupyter, installed offline from wheels downloaded on the controller
+  into build/wheels (pip inside ``docker build`` cannot verify PyPI's
+  certificate on the dev machine).
+
+Builds use ``docker build -q`` and Docker's build cache, so calling an
+``ensure_*`` function again is fast. Every subprocess has a timeout.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("practice")
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTHOST_DIR = ROOT / "images" / "testhost"
+JUPYTER_DOCKERFILE = ROOT / "images" / "jupyter" / "Dockerfile"
+WHEELS_DIR = ROOT / "build" / "wheels"
+
+BASE_IMAGE = "debian:bookworm"
+TESTHOST_IMAGE = "fleet-testhost:debian12"
+JUPYTER_IMAGE = "fleet-jupyter:test"
+
+# What the Jupyter image installs; build/wheels must hold a wheel for each.
+JUPYTER_PACKAGES = ("jupyter_server", "ipykernel", "terminado")
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+PULL_TIMEOUT = 60
+BUILD_TIMEOUT = 1200
+DOWNLOAD_TIMEOUT = 600
+DEBOOTSTRAP_TIMEOUT = 1200
+
+
+def run(argv: list[str], *, timeout: float, check: bool = True, input: str | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command with a timeout, capturing text output.
+
+    With ``check`` a non-zero exit or a timeout raises RuntimeError naming the
+    command and carrying the end of its stderr.
+    """
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              input=input, cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        if check:
+            raise RuntimeError(f"timed out after {timeout:g} s: {' '.join(argv)}") from exc
+        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout:g} s")
+    except FileNotFoundError as exc:
+        if check:
+            raise RuntimeError(f"command not found: {argv[0]} (needed for: {' '.join(argv)})") from exc
+        return subprocess.CompletedProcess(argv, 127, "", f"command not found: {argv[0]}")
+    if check and proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"failed (exit {proc.returncode}): {' '.join(argv)}\n{tail}")
+    return proc
+
+
+def image_exists(tag: str) -> bool:
+    """True if the local Docker engine has an image with this tag."""
+    return run(["docker", "image", "inspect", tag], timeout=30, check=False).returncode == 0
+
+
+def ensure_base_image() -> None:
+    """Make sure ``debian:bookworm`` exists locally.
+
+    Order: already there; ``docker pull`` (short timeout); as root with
+    debootstrap: build a minbase rootfs from Debian's mirror and ``docker
+    import`` it. Otherwise RuntimeError saying what to do.
+    """
+    if image_exists(BASE_IMAGE):
+        return
+    log.info("pulling %s", BASE_IMAGE)
+    pulled = run(["docker", "pull", BASE_IMAGE], timeout=PULL_TIMEOUT, check=False)
+    if pulled.returncode == 0 and image_exists(BASE_IMAGE):
+        return
+    log.info("cannot pull %s (%s)", BASE_IMAGE, (pulled.stderr.strip().splitlines() or ["?"])[-1])
+    debootstrap = shutil.which("debootstrap")
+    if os.geteuid() != 0 or debootstrap is None:
+        raise RuntimeError(
+            f"the base image {BASE_IMAGE} is missing, cannot be pulled, and cannot be built here "
+            "(building it needs root and debootstrap). Either allow `docker pull debian:bookworm`, "
+            "or as root run: apt-get install -y debootstrap && "
+            f"debootstrap --variant=minbase bookworm /tmp/rootfs {DEBIAN_MIRROR} && "
+            f"tar -C /tmp/rootfs -c . | docker import - {BASE_IMAGE}"
+        )
+    _import_debootstrap(debootstrap)
+
+
+def _import_debootstrap(debootstrap: str) -> None:
+    rootfs = Path(tempfile.mkdtemp(prefix="fleet-practice-rootfs-"))
+    try:
+        log.info("building %s with debootstrap in %s (about 30 s)", BASE_IMAGE, rootfs)
+        run([debootstrap, "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR],
+            timeout=DEBOOTSTRAP_TIMEOUT)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        try:
+            imp = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout,
+                                 capture_output=True, text=True, timeout=600)
+        finally:
+            assert tar.stdout is not None
+            tar.stdout.close()
+            try:
+                tar.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                tar.kill()
+                tar.wait(timeout=10)
+        if tar.returncode != 0 or imp.returncode != 0:
+            raise RuntimeError(f"importing the debootstrap rootfs as {BASE_IMAGE} failed: "
+                               f"{imp.stderr.strip() or (tar.stderr.read().decode() if tar.stderr else '')}")
+    finally:
+        # --one-file-system: never descend into a /proc or /sys that a failed
+        # debootstrap may have left mounted inside the rootfs.
+        run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=300, check=False)
+
+
+def _build(tag: str, context: Path, dockerfile: Path | None = None) -> str:
+    argv = ["docker", "build", "-q", "-t", tag]
+    if dockerfile is not None:
+        argv += ["-f", str(dockerfile)]
+    argv.append(str(context))
+    log.info("building %s", tag)
+    run(argv, timeout=BUILD_TIMEOUT)
+    return tag
+
+
+def ensure_testhost_image() -> str:
+    """Build (or find in the build cache) ``fleet-testhost:debian12``; return the tag."""
+    ensure_base_image()
+    return _build(TESTHOST_IMAGE, TESTHOST_DIR)
+
+
+def _have_wheels(directory: Path) -> bool:
+    if not directory.is_dir():
+        return False
+    names = [p.name.lower() for p in directory.glob("*.whl")]
+    return all(any(n.startswith(pkg + "-") for n in names) for pkg in JUPYTER_PACKAGES)
+
+
+def ensure_wheels(directory: Path = WHEELS_DIR) -> Path:
+    """Download the Jupyter wheels into ``directory`` unless they are already there.
+
+    Downloads into a sibling temporary directory first and renames it into
+    place, so an interrupted download never leaves a half-filled directory.
+    """
+    if _have_wheels(directory):
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=directory.name + ".partial-", dir=directory.parent))
+    partial.chmod(0o755)
+    try:
+        log.info("downloading wheels for %s into %s", ", ".join(JUPYTER_PACKAGES), directory)
+        run([sys.executable, "-m", "pip", "download", "-q", "-d", str(partial),
+             "--only-binary=:all:", "--python-version", "3.11",
+             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+             "--platform", "any", *JUPYTER_PACKAGES], timeout=DOWNLOAD_TIMEOUT)
+        if not _have_wheels(partial):
+            raise RuntimeError(f"pip download did not produce wheels for all of {JUPYTER_PACKAGES}")
+        if _have_wheels(directory):  # another process finished first
+            return directory
+        if directory.exists():  # an old incomplete directory
+            shutil.rmtree(directory)
+        try:
+            partial.rename(directory)
+        except OSError:
+            if not _have_wheels(directory):
+                raise
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return directory
+
+
+def ensure_jupyter_image() -> str:
+    """Build (or find in the build cache) ``fleet-jupyter:test``; return the tag.
+
+    The build context is build/wheels; wheels are downloaded only if missing.
+    """
+    ensure_base_image()
+    wheels = ensure_wheels()
+    return _build(JUPYTER_IMAGE, wheels, JUPYTER_DOCKERFILE)
+
+
+def ensure_all_images() -> list[str]:
+    """The base, the test-host and the Jupyter image; returns their tags."""
+    ensure_base_image()
+    return [BASE_IMAGE, ensure_testhost_image(), ensure_jupyter_image()]

@@ -1,0 +1,180 @@
+"""End to end on real hosts: fresh Debian 12 servers to running Jupyter seats, with `fab`.
+
+Two real test hosts (one reached as root, one as a sudo user) plus one address
+where nothing listens (loopback port 1). The tests run in order and share the
+fleet: provision, inspect, re-run, status, handout, teardown.
+"""
+from __future__ import annotations
+
+import json
+import stat
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import fab, ssh
+
+pytestmark = pytest.mark.hosts
+
+INVENTORY = """\
+name: itest
+ssh: {{key: {key}}}
+hosts:
+  - {{address: {a}, user: root}}
+  - {{address: {b}, user: teacher}}
+{extra}docker: {{source: distro}}
+parallel: 4
+timeouts: {{connect: 5}}
+services:
+  - name: nb
+    kind: jupyter
+    image: {image}
+    publish: 8000
+    seats: 2
+    memory: 256m
+    cpus: 0.5
+    env: {{TZ: Europe/Amsterdam, GREETING: "it's \\"quoted\\"; $(touch /tmp/pwned) `id`"}}
+    push: true
+"""
+
+
+@pytest.fixture(scope="module")
+def fleet(start_hosts, built_images, keypair, tmp_path_factory):
+    a, b = start_hosts("prov-a", "prov-b")
+    work = tmp_path_factory.mktemp("prov")
+    key = keypair[0]
+    fields = dict(key=key, a=a.address, b=b.address, image=built_images["jupyter"])
+    with_bad = work / "lab.yml"
+    with_bad.write_text(INVENTORY.format(**fields, extra="  - 127.0.0.1:1\n"))
+    good = work / "good.yml"
+    good.write_text(INVENTORY.format(**fields, extra=""))
+    return {"hosts": [a, b], "key": key, "work": work, "lab": with_bad, "good": good, "state": work / "state"}
+
+
+def run(fleet, *args, **kw):
+    return fab(*args, cwd=fleet["work"], state_dir=fleet["state"], **kw)
+
+
+def seat_http(url: str, token: str | None, deadline: float = 90) -> int:
+    """The HTTP status of /api/status, waiting while the server starts."""
+    end = time.monotonic() + deadline
+    while True:
+        req = urllib.request.Request(url + "api/status", headers={"Authorization": f"token {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(1)
+
+
+def test_provision_fresh_hosts_with_one_unreachable(fleet):
+    started = time.monotonic()
+    out = run(fleet, "provision", "--hosts", str(fleet["lab"]))
+    fleet["fresh_seconds"] = time.monotonic() - started
+    print(out.stdout, out.stderr, f"fresh provision: {fleet['fresh_seconds']:.1f} s", sep="\n")
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    lines = out.stdout.splitlines()
+    bad = [line for line in lines if line.startswith("127.0.0.1:1 ")]
+    assert len(bad) == 1 and "FAILED: cannot connect to 127.0.0.1 port 1" in bad[0]
+    for h in fleet["hosts"]:
+        for n, port in ((1, 8000), (2, 8001)):
+            row = [line for line in lines if line.startswith(f"{h.address} ") and f"itest-nb-{n} " in line]
+            assert len(row) == 1 and row[0].split()[-1] == "running", out.stdout
+            assert f"http://{h.address}:{port}/" in row[0]
+    assert "2 of 3 hosts converged (2 changed), 1 failed" in out.stdout
+
+
+def test_limits_are_in_docker_inspect(fleet):
+    for h in fleet["hosts"]:
+        got = json.loads(ssh(h, fleet["key"], "docker inspect itest-nb-1 itest-nb-2"))
+        for c in got:
+            assert c["HostConfig"]["Memory"] == 256 * 1024**2
+            assert c["HostConfig"]["NanoCpus"] == 500_000_000
+            assert c["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+            assert c["Config"]["Labels"]["fleet.name"] == "itest"
+            assert c["State"]["Running"] is True
+        info = ssh(h, fleet["key"], "docker info --format '{{.Driver}}'").strip()
+        assert info == "overlay2"
+
+
+def test_each_seat_needs_its_own_token(fleet):
+    handout = run(fleet, "handout", "--hosts", str(fleet["good"]), "--format", "json")
+    assert handout.returncode == 0, handout.stderr
+    path = Path(handout.stdout.split("to ")[1].split(" (mode")[0])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    seats = json.loads(path.read_text())
+    assert len(seats) == 4 and len({s["secret"] for s in seats}) == 4
+    for s in seats:
+        assert seat_http(s["url"], None) == 403
+        assert seat_http(s["url"], "wrong-token") == 403
+        assert seat_http(s["url"], s["secret"]) == 200
+    other = seats[1]["secret"]
+    assert seat_http(seats[0]["url"], other) == 403
+
+
+def test_env_values_arrive_intact_and_secrets_stay_in_0600_files(fleet):
+    h = fleet["hosts"][1]
+    env = ssh(h, fleet["key"], "docker exec itest-nb-1 printenv GREETING")
+    assert env == "it's \"quoted\"; $(touch /tmp/pwned) `id`\n"
+    assert ssh(h, fleet["key"], "ls /tmp/pwned 2>/dev/null || echo absent").strip() == "absent"
+    modes = ssh(h, fleet["key"], "stat -c '%a %U %n' /etc/fleet/itest/*.env").split("\n")
+    assert [m.split()[:2] for m in modes if m] == [["600", "root"], ["600", "root"]]
+    argv = ssh(h, fleet["key"], "docker inspect --format '{{json .Args}} {{json .Path}}' itest-nb-1")
+    tokens = json.loads(fleet["state"].joinpath("itest.json").read_text())["secrets"]
+    assert all(t not in argv for seats in tokens.values() for t in seats.values())
+    assert stat.S_IMODE(fleet["state"].joinpath("itest.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(fleet["state"].stat().st_mode) == 0o700
+
+
+def test_rerun_changes_nothing(fleet):
+    before = {h.address: ssh(h, fleet["key"], "docker inspect --format '{{.Id}} {{.State.StartedAt}}' itest-nb-1 itest-nb-2")
+              for h in fleet["hosts"]}
+    plan = run(fleet, "plan", "--hosts", str(fleet["good"]), "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(p["host"], p["steps"]) for p in json.loads(plan.stdout)] == [(h.address, []) for h in fleet["hosts"]]
+    started = time.monotonic()
+    out = run(fleet, "provision", "--hosts", str(fleet["good"]))
+    seconds = time.monotonic() - started
+    print(out.stdout, f"re-run: {seconds:.1f} s (fresh: {fleet['fresh_seconds']:.1f} s)", sep="\n")
+    assert out.returncode == 0, out.stderr
+    assert "2 of 2 hosts converged (0 changed) in" in out.stdout
+    after = {h.address: ssh(h, fleet["key"], "docker inspect --format '{{.Id}} {{.State.StartedAt}}' itest-nb-1 itest-nb-2")
+             for h in fleet["hosts"]}
+    assert after == before
+
+
+def test_status_reports_every_seat(fleet):
+    out = run(fleet, "status", "--hosts", str(fleet["good"]), "--json")
+    assert out.returncode == 0, out.stderr
+    hosts = json.loads(out.stdout)
+    assert [(s["container"], s["state"]) for h in hosts for s in h["seats"]] == [
+        ("itest-nb-1", "running"), ("itest-nb-2", "running")] * 2
+    assert all(h["os"] == "Debian GNU/Linux 12 (bookworm)" for h in hosts)
+
+
+def test_seat_count_change_removes_and_adds(fleet):
+    fewer = fleet["work"] / "fewer.yml"
+    fewer.write_text(fleet["good"].read_text().replace("seats: 2", "seats: 1"))
+    out = run(fleet, "provision", "--hosts", str(fewer))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for h in fleet["hosts"]:
+        names = ssh(h, fleet["key"], "docker ps -a --filter label=fleet.name=itest --format '{{.Names}}'").split()
+        assert names == ["itest-nb-1"]
+
+
+def test_teardown_removes_every_seat(fleet):
+    refused = run(fleet, "teardown", "--hosts", str(fleet["good"]))
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    out = run(fleet, "teardown", "--hosts", str(fleet["good"]), "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for h in fleet["hosts"]:
+        assert ssh(h, fleet["key"], "docker ps -aq --filter label=fleet.name=itest") == ""
+        assert ssh(h, fleet["key"], "ls /etc/fleet/itest 2>/dev/null | wc -l").strip() == "0"
