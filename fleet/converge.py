@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet import commands, facts as facts_mod, plan as plan_mod
+from fleet import commands
+from fleet import facts as facts_mod
+from fleet import plan as plan_mod
 from fleet.errors import HostError, InputError
 from fleet.facts import Facts
 from fleet.inventory import Host, Inventory

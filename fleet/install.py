@@ -67,6 +67,7 @@ while :; do
         esac ;;
     esac
   done
+  # shellcheck disable=SC2010 # a cheap pre-filter; the loop below decides
   if [ -z "$holder" ] && ls -l /proc/[0-9]*/fd 2>/dev/null | grep -qF "$(printf '%s\n' "$@")"; then
     for fd in /proc/[0-9]*/fd/*; do
       target=$(readlink "$fd" 2>/dev/null) || continue
@@ -193,7 +194,10 @@ def apt_repo_line(distro: Distro, arch: str) -> str:
     only ever written into this file, but apt should not read garbage either.
     """
     if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", distro.codename):
-        raise UnsupportedOS(f"{distro.pretty}: cannot tell its release codename (VERSION_CODENAME is missing)")
+        raise UnsupportedOS(
+            f"{distro.pretty}: cannot tell its release codename for Docker's repository "
+            f"(VERSION_CODENAME is {distro.codename!r})"
+        )
     url = f"{DOWNLOAD}/{distro.repo_os}"
     return f"deb [arch={arch} signed-by={KEYRING}] {url} {distro.codename} stable\n"
 
@@ -207,14 +211,11 @@ def docker_install_steps(
         raise InputError(f"unknown source {source!r}; use official or distro", field="docker.source")
     if distro.family == "debian":
         body = _apt_official(distro, arch, t) if source == "official" else _apt_distro(t)
-        return [*_cloud_init_wait(t), *_lock_wait("apt/dpkg lock", APT_LOCKS, t), *body, *start_docker_steps(systemd)]
-    if distro.family == "amazon":
-        body = _amazon(distro, source, t)
-    elif source == "official":
-        body = _rpm_official(distro, t)
+        waits = _lock_wait("apt/dpkg lock", APT_LOCKS, t)
     else:
-        body = _rpm_distro(distro, t)
-    return [*_cloud_init_wait(t), *_lock_wait("yum/dnf/rpm lock", RPM_LOCKS, t), *body, *start_docker_steps(systemd)]
+        body = _rpm_body(distro, source, t)
+        waits = _lock_wait("yum/dnf/rpm lock", RPM_LOCKS, t)
+    return [*_cloud_init_wait(t), *waits, *body, *start_docker_steps(systemd)]
 
 
 def start_docker_steps(systemd: bool) -> list[Step]:
@@ -275,6 +276,12 @@ def _apt_distro(t: Timeouts) -> list[Step]:
     ]
 
 
+def _rpm_body(distro: Distro, source: str, t: Timeouts) -> list[Step]:
+    if distro.family == "amazon":
+        return _amazon(distro, source, t)
+    return _rpm_official(distro, t) if source == "official" else _rpm_distro(distro, t)
+
+
 def _rpm_official(distro: Distro, t: Timeouts) -> list[Step]:
     """Docker's repo file fetched into place: the same on yum, dnf 4 and dnf 5,
     whose config-manager syntaxes differ (``--add-repo`` vs ``addrepo``)."""
@@ -290,7 +297,7 @@ def _rpm_official(distro: Distro, t: Timeouts) -> list[Step]:
 def _rpm_distro(distro: Distro, t: Timeouts) -> list[Step]:
     if distro.family == "fedora":
         return [Run("install Docker from Fedora (moby-engine)", ("dnf", "-y", "install", "moby-engine"), t.install)]
-    if distro.major <= 7:
+    if 0 < distro.major <= 7:
         return [Run(f"install Docker from {distro.pretty} (docker)", ("yum", "-y", "install", "docker"), t.install)]
     raise UnsupportedOS(
         f"{distro.pretty} has no Docker package of its own (it ships Podman); "

@@ -24,7 +24,8 @@ MAX_FILE_BYTES = 1_000_000
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+LABEL_ = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL_}(\.{LABEL_})*$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)(?:i?b)?$", re.IGNORECASE)
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
@@ -515,7 +516,7 @@ def _check_ports(model: InventoryModel, lines: dict[Path_, int], file: str) -> N
                 f"seat ports {svc.publish}-{svc.host_ports[-1]} include the SSH port {min(clash)}; pick another `publish`",
                 file=file, line=_line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
             )
-        for j, other in enumerate(model.services[:i]):
+        for other in model.services[:i]:
             overlap = set(svc.host_ports) & set(other.host_ports)
             if overlap:
                 raise InputError(

@@ -115,12 +115,14 @@ class Remote:
                 "if the server was rebuilt, re-run with --accept-new-host-key, otherwise do not trust it"
             ) from None
         except paramiko.AuthenticationException:
-            raise HostError(f"SSH login as {h.user!r} was refused (no key accepted{'' if h.key else '; set ssh.key'})") from None
-        except (TimeoutError, socket.timeout):
+            hint = "" if h.key else "; set ssh.key in the inventory"
+            raise HostError(f"SSH login as {h.user!r} was refused (no key accepted{hint})") from None
+        except TimeoutError:
             raise HostError(f"no answer from {h.address} port {h.port} within the connect timeout") from None
         except paramiko.ssh_exception.NoValidConnectionsError as e:
             reason = next(iter(e.errors.values()), e)
-            raise HostError(f"cannot connect to {h.address} port {h.port}: {getattr(reason, 'strerror', None) or reason}") from None
+            reason = getattr(reason, "strerror", None) or reason
+            raise HostError(f"cannot connect to {h.address} port {h.port}: {reason}") from None
         except socket.gaierror as e:
             raise HostError(f"cannot resolve host name {h.address}: {e.strerror}") from None
         except paramiko.SSHException as e:

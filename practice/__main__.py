@@ -63,6 +63,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_INVENTORY = """\
+# The practice fleet of `make demo`: real servers (containers running systemd and
+# OpenSSH) on this machine. Written by `python -m practice inventory`.
+name: {label}
+ssh: {{user: teacher, key: {key}}}
+hosts:
+{hosts}docker: {{source: distro}}     # Docker's own repository is not reachable from the practice fleet
+services:
+  - name: notebook
+    kind: jupyter
+    image: {image}
+    publish: 8000
+    seats: 2
+    memory: 512m
+    cpus: 1
+    env: {{TZ: Europe/Amsterdam}}
+    push: true                 # the image is built on this computer; send it over SSH
+"""
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    hosts = json.loads((directory / "hosts.json").read_text())
+    print(DEMO_INVENTORY.format(label=args.label, key=(directory / "id_ed25519").resolve(), image=args.image,
+                                hosts="".join(f"  - {h['address']}\n" for h in hosts)), end="")
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     _check_engine()
     for tag in ensure_all_images():
@@ -90,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ls = sub.add_parser("list", help="list running practice hosts of a label")
     ls.add_argument("--label", default="demo")
     ls.set_defaults(func=cmd_list)
+
+    inv = sub.add_parser("inventory", help="print an inventory for the hosts of `up` (from DIR/hosts.json)")
+    inv.add_argument("--label", default="demo")
+    inv.add_argument("--dir", default=".demo")
+    inv.add_argument("--image", default="fleet-jupyter:test")
+    inv.set_defaults(func=cmd_inventory)
 
     images = sub.add_parser("images", help="build the base, test-host and Jupyter images")
     images.set_defaults(func=cmd_images)

@@ -5,7 +5,8 @@ from pathlib import Path
 from fabric import task
 from invoke.exceptions import Exit
 
-from fleet import handout as handout_mod, inventory
+from fleet import handout as handout_mod
+from fleet import inventory
 from fleet.state import State, path_for
 from tasks.common import HOSTS_HELP, cli
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from practice import hosts as practice_hosts, images
+from practice import hosts as practice_hosts
+from practice import images
 
 ROOT = Path(__file__).resolve().parents[2]
 FAB = [sys.executable, "-m", "fabric"]
