@@ -1,0 +1,174 @@
+"""plan(facts, seats) on plain data: facts parsed from a real probe's output."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from fleet import facts, inventory, plan
+from fleet.errors import HostError, UnsupportedOS
+from fleet.seats import expand
+from fleet.steps import PushImage, Run, Upload
+
+HERE = Path(__file__).parent
+PROBE = (HERE / "probe" / "debian12-docker-two-seats.txt").read_text()
+IMAGE_ID = "sha256:c25f90262dbbce642d7d66bded3b35e5042a6673bc71c7078a939f836a12bc2b"
+# The tokens the captured seats were started with: their spec labels in PROBE match these.
+SECRETS = {"itest-nb-1": "t1", "itest-nb-2": "t2"}
+
+INVENTORY = """\
+name: itest
+hosts: [172.17.0.7]
+docker: {source: distro}
+services:
+  - name: nb
+    image: fleet-jupyter:test
+    publish: 8000
+    seats: 2
+    memory: 256m
+    cpus: 0.5
+    env: {TZ: Europe/Amsterdam}
+    push: true
+"""
+
+
+@pytest.fixture
+def inv(tmp_path):
+    p = tmp_path / "lab.yml"
+    p.write_text(INVENTORY)
+    return inventory.load(p)
+
+
+def wanted(inv, secrets=SECRETS):
+    return [plan.Wanted(s, secrets[s.container]) for s in expand(inv)]
+
+
+@pytest.fixture
+def converged(inv):
+    """The captured facts, with spec labels rewritten to what these secrets give (the capture used others)."""
+    f = facts.parse(PROBE)
+    containers = {
+        w.seat.container: dataclasses.replace(f.containers[w.seat.container], labels={
+            **f.containers[w.seat.container].labels, "fleet.spec": w.spec})
+        for w in wanted(inv)
+    }
+    return dataclasses.replace(f, containers=containers)
+
+
+def fresh(f: facts.Facts) -> facts.Facts:
+    return dataclasses.replace(f, docker_installed=False, docker_version="", containers={},
+                               images={"fleet-jupyter:test": ""}, ports_in_use=frozenset({22}))
+
+
+def titles(steps):
+    return [s.title for s in steps]
+
+
+def test_probe_output_parses():
+    f = facts.parse(PROBE)
+    assert f.os_release["ID"] == "debian" and f.distro().codename == "bookworm"
+    assert (f.arch, f.systemd, f.cpus, f.package_manager, f.cloud_init) == ("x86_64", True, 2, "apt-get", "absent")
+    assert f.memory_kb == 24684084
+    assert f.docker_running and f.docker_version == "20.10.24+dfsg1"
+    assert {22, 8000, 8001, 37233}.issubset(f.ports_in_use)
+    assert sorted(f.containers) == ["itest-nb-1", "itest-nb-2"]
+    assert f.containers["itest-nb-1"].labels["fleet.seat"] == "1"
+    assert f.images == {"fleet-jupyter:test": IMAGE_ID, "nope:1": ""}
+    assert f.lock_holders == ()
+
+
+def test_cut_short_probe_is_an_error():
+    with pytest.raises(ValueError, match="cut short"):
+        facts.parse(PROBE.split("--- images")[0])
+
+
+def test_converged_host_gets_no_steps(inv, converged):
+    assert plan.plan(inv, converged, wanted(inv), {"fleet-jupyter:test": IMAGE_ID}) == []
+
+
+def test_fresh_host_installs_docker_pushes_and_runs_seats(inv, converged):
+    steps = plan.plan(inv, fresh(converged), wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
+    runs = [s.argv for s in steps if isinstance(s, Run)]
+    assert any("docker.io" in argv for argv in runs)
+    assert isinstance(steps[-5], PushImage) and steps[-5].image == "fleet-jupyter:test"
+    assert titles(steps[-4:]) == ["write env file of itest-nb-1", "run seat itest-nb-1 on port 8000",
+                                  "write env file of itest-nb-2", "run seat itest-nb-2 on port 8001"]
+    upload = steps[-4]
+    assert isinstance(upload, Upload) and upload.mode == 0o600
+    assert upload.content == b"TZ=Europe/Amsterdam\nJUPYTER_TOKEN=t1\n"
+    assert "t1" not in repr(steps) and "t1" not in str(upload.describe())
+
+
+def test_new_local_image_is_pushed_and_seats_replaced(inv, converged):
+    steps = plan.plan(inv, converged, wanted(inv), {"fleet-jupyter:test": "sha256:new"})
+    assert titles(steps) == [
+        "send image fleet-jupyter:test from this computer",
+        "remove seat itest-nb-1 to replace it (spec changed)", "write env file of itest-nb-1",
+        "run seat itest-nb-1 on port 8000",
+        "remove seat itest-nb-2 to replace it (spec changed)", "write env file of itest-nb-2",
+        "run seat itest-nb-2 on port 8001",
+    ]
+
+
+def test_changed_secret_replaces_only_that_seat(inv, converged):
+    steps = plan.plan(inv, converged, wanted(inv, {"itest-nb-1": "t1", "itest-nb-2": "new"}),
+                      {"fleet-jupyter:test": IMAGE_ID})
+    assert titles(steps) == ["remove seat itest-nb-2 to replace it (spec changed)",
+                             "write env file of itest-nb-2", "run seat itest-nb-2 on port 8001"]
+
+
+def test_stopped_seat_is_started(inv, converged):
+    c = dict(converged.containers)
+    c["itest-nb-2"] = dataclasses.replace(c["itest-nb-2"], state="exited")
+    steps = plan.plan(inv, dataclasses.replace(converged, containers=c), wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
+    assert [(s.title, s.argv) for s in steps] == [
+        ("start seat itest-nb-2 (was exited)", ("docker", "start", "itest-nb-2"))]
+
+
+def test_seats_no_longer_wanted_are_removed_first(inv, converged, tmp_path):
+    p = tmp_path / "one.yml"
+    p.write_text(INVENTORY.replace("seats: 2", "seats: 1"))
+    one = inventory.load(p)
+    steps = plan.plan(one, converged, wanted(one), {"fleet-jupyter:test": IMAGE_ID})
+    assert [s.argv for s in steps] == [
+        ("docker", "rm", "--force", "itest-nb-2"),
+        ("rm", "-f", "--", "/etc/fleet/itest/itest-nb-2.env"),
+    ]
+
+
+def test_pull_only_when_missing(inv, converged, tmp_path):
+    p = tmp_path / "pull.yml"
+    p.write_text(INVENTORY.replace("push: true", "push: false"))
+    pulled = inventory.load(p)
+    assert plan.plan(pulled, converged, wanted(pulled), {}) == []
+    missing = dataclasses.replace(fresh(converged), docker_installed=True, docker_version="27.0")
+    steps = plan.plan(pulled, missing, wanted(pulled), {})
+    assert steps[0].argv == ("docker", "pull", "--quiet", "fleet-jupyter:test")
+
+
+def test_installed_but_stopped_docker_is_started(inv, converged):
+    stopped = dataclasses.replace(converged, docker_version="")
+    steps = plan.plan(inv, stopped, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
+    assert steps[0].argv == ("systemctl", "enable", "--now", "docker")
+    assert steps[1].title.startswith("wait up to") and len(steps) == 2
+
+
+def test_port_taken_by_another_program(inv, converged):
+    busy = dataclasses.replace(fresh(converged), ports_in_use=frozenset({22, 8001}))
+    with pytest.raises(HostError, match="port 8001 .* already used by another program"):
+        plan.plan(inv, busy, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
+
+
+def test_cpuset_beyond_the_hosts_cpus(inv, converged, tmp_path):
+    p = tmp_path / "cpu.yml"
+    p.write_text(INVENTORY.replace("cpus: 0.5", 'cpuset: "0-3"'))
+    big = inventory.load(p)
+    with pytest.raises(HostError, match="names CPU 3, but this host has 2 CPUs"):
+        plan.plan(big, converged, wanted(big), {"fleet-jupyter:test": IMAGE_ID})
+
+
+def test_unsupported_os_is_a_host_error(inv, converged):
+    alpine = dataclasses.replace(fresh(converged), os_release={"ID": "alpine", "PRETTY_NAME": "Alpine Linux v3.20"})
+    with pytest.raises(UnsupportedOS, match="Alpine Linux v3.20"):
+        plan.plan(inv, alpine, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
