@@ -49,13 +49,17 @@ class HostKeys:
         self.lock = threading.Lock()
 
     def install(self, client: paramiko.SSHClient, name: str) -> None:
+        """Make ``client`` check the host's key against known_hosts and the pins."""
+        if self.accept_new:  # the teacher said the server was rebuilt: pin whatever it shows now
+            client.set_missing_host_key_policy(_Pin(self))
+            return
         try:
             client.load_system_host_keys()
         except (OSError, paramiko.SSHException):
             pass
         with self.lock:
             line = self.pinned.get(name)
-        if line and not self.accept_new:
+        if line:
             keytype, blob = line.split(" ", 1)
             client.get_host_keys().add(name, keytype, paramiko.PKey.from_type_string(keytype, _b64(blob)))
         client.set_missing_host_key_policy(_Pin(self))

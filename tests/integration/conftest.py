@@ -47,9 +47,10 @@ def start_hosts(built_images, keypair, run_label):
     practice_hosts.remove_hosts(run_label)
 
 
-def fab(*args: str, cwd: Path, state_dir: Path, timeout: int = 900, stdin: str | None = None) -> subprocess.CompletedProcess:
+def fab(*args: str, cwd: Path, state_dir: Path, timeout: int = 900, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the real `fab` command line, as a teacher would."""
-    env = {**os.environ, "FLEET_STATE_DIR": str(state_dir), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "FLEET_STATE_DIR": str(state_dir), "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([*FAB, "--search-root", str(ROOT), *args], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout, input=stdin or "")
 
