@@ -23,6 +23,7 @@ images: venv engine
 
 demo: images
 	$(BIN)/python -m practice up --count 3 --label demo --dir .demo
+	rm -rf .demo/.fleet   # new servers: forget the old ones' host keys and credentials
 	$(BIN)/python -m practice inventory --label demo --dir .demo --image fleet-jupyter:test > .demo/lab.yml
 	$(BIN)/fab provision --hosts .demo/lab.yml
 	$(BIN)/fab handout --hosts .demo/lab.yml
