@@ -75,7 +75,7 @@ class Session:
                 self.state.save()
 
     def gather(self, remote: Remote, images: list[str]) -> Facts:
-        step = facts_mod.probe(self.inventory.name, images)
+        step = facts_mod.probe(self.inventory.name, images, self.inventory.timeouts.command)
         result = remote.run(step.argv, timeout=step.timeout)
         try:
             return facts_mod.parse(result.stdout)
@@ -161,16 +161,16 @@ def teardown(session: Session) -> list[Outcome[Host, HostReport]]:
     and make a re-provision fast. The seats' credentials are dropped from the
     state, so a new fleet gets new ones.
     """
-    name = session.inventory.name
+    name, timeout = session.inventory.name, session.inventory.timeouts.command
 
     def work(host: Host) -> HostReport:
         with session.connect(host) as remote:
             facts = session.gather(remote, [])
             report = HostReport(host, os=facts.os_name, docker=facts.docker_version)
             for container in sorted(facts.containers):
-                remote.apply(Run(f"remove {container}", commands.remove(container)))
+                remote.apply(Run(f"remove {container}", commands.remove(container), timeout))
                 report.removed.append(container)
-            remote.apply(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), 60))
+            remote.apply(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), timeout))
             report.round_trips = remote.round_trips
         session.state.forget_host(host.id)
         session.state.save()

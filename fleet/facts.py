@@ -75,9 +75,9 @@ class Facts:
         return distro.detect(self.os_release)
 
 
-def probe(fleet: str, images: list[str]) -> Run:
+def probe(fleet: str, images: list[str], timeout: int = 60) -> Run:
     """The one round trip that gathers a host's facts."""
-    return Run("gather facts", ("sh", "-c", PROBE, "sh", fleet, *images), timeout=60)
+    return Run("gather facts", ("sh", "-c", PROBE, "sh", fleet, *images), timeout)
 
 
 def _sections(text: str) -> dict[str, list[str]]:

@@ -74,24 +74,28 @@ def check_host(facts: Facts, wanted: list[Wanted]) -> None:
             )
 
 
-def seat_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str]) -> list[Step]:
+def seat_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str], timeout: int) -> list[Step]:
     """Remove what is no longer wanted, replace what changed, start what stopped, run what is missing."""
     steps: list[Step] = []
+
+    def run(title: str, argv: tuple[str, ...]) -> Run:
+        return Run(title, argv, timeout)
+
     names = {w.seat.container for w in wanted}
     for name in sorted(set(facts.containers) - names):
-        steps.append(Run(f"remove seat {name} (no longer in the inventory)", commands.remove(name)))
-        steps.append(Run(f"remove env file of {name}", commands.remove_files(_env_path(facts, name))))
+        steps.append(run(f"remove seat {name} (no longer in the inventory)", commands.remove(name)))
+        steps.append(run(f"remove env file of {name}", commands.remove_files(_env_path(facts, name))))
     for w in wanted:
         seat, have = w.seat, facts.containers.get(w.seat.container)
         image_id = image_ids.get(seat.service.image, "")
         if have and have.labels.get("fleet.spec") == w.spec and (not image_id or have.image_id == image_id):
             if have.state != "running":
-                steps.append(Run(f"start seat {seat.container} (was {have.state})", commands.start(seat.container)))
+                steps.append(run(f"start seat {seat.container} (was {have.state})", commands.start(seat.container)))
             continue
         if have:
-            steps.append(Run(f"remove seat {seat.container} to replace it (spec changed)", commands.remove(seat.container)))
-        steps.append(Upload(f"write env file of {seat.container}", seat.env_path, seat.env_file(w.secret), 0o600))
-        steps.append(Run(f"run seat {seat.container} on port {seat.host_port}", commands.run_seat(seat, w.spec)))
+            steps.append(run(f"remove seat {seat.container} to replace it (spec changed)", commands.remove(seat.container)))
+        steps.append(Upload(f"write env file of {seat.container}", seat.env_path, seat.env_file(w.secret), 0o600, timeout))
+        steps.append(run(f"run seat {seat.container} on port {seat.host_port}", commands.run_seat(seat, w.spec)))
     return steps
 
 
@@ -111,5 +115,5 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
     steps = docker_steps(inventory, facts)
     steps += image_steps(inventory, facts, wanted, local_ids)
     after_push = {**facts.images, **{i: local_ids[i] for i in local_ids}}
-    steps += seat_steps(facts, wanted, after_push)
+    steps += seat_steps(facts, wanted, after_push, inventory.timeouts.command)
     return steps

@@ -43,7 +43,8 @@ def fan_out(
     if progress is None:
         progress = _stderr
     outcomes: dict[int, Outcome[T, R]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(items) or 1))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(items) or 1)))
+    try:
         futures = {pool.submit(work, item): i for i, item in enumerate(items)}
         for done, future in enumerate(as_completed(futures), 1):
             i = futures[future]
@@ -55,6 +56,13 @@ def fan_out(
                 outcomes[i] = Outcome(items[i], error=f"internal error: {type(e).__name__}: {e}")
             o = outcomes[i]
             progress(f"[{done}/{len(items)}] {label(items[i])}: {'ok' if o.ok else o.error}")
+    except KeyboardInterrupt:
+        # Hosts not started yet are not started; a step already running on a
+        # host finishes (each is bounded by its timeout) rather than being cut
+        # off half-applied.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [outcomes[i] for i in range(len(items))]
 
 
