@@ -117,14 +117,14 @@ def provision(session: Session, *, dry_run: bool = False) -> list[Outcome[Host, 
             report = HostReport(host)
             images = plan_mod.images_of(wanted[host.id])
             facts = session.gather(remote, images)
-            report.os, report.docker = facts.os_name, facts.docker_version
+            report.os, report.docker = facts.os_name, facts.docker_state
             report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids)
             if not dry_run and report.steps:
                 for step in report.steps:
                     session.progress(f"  {host.id}: {step.title}")
                     remote.apply(step)
                 facts = session.gather(remote, images)
-                report.docker = facts.docker_version
+                report.docker = facts.docker_state
             report.seats = seat_reports(host, facts, wanted[host.id])
             report.round_trips = remote.round_trips
         report.seconds = time.monotonic() - started
@@ -143,7 +143,7 @@ def status(session: Session) -> list[Outcome[Host, HostReport]]:
     def work(host: Host) -> HostReport:
         with session.connect(host) as remote:
             facts = session.gather(remote, [])
-            report = HostReport(host, os=facts.os_name, docker=facts.docker_version)
+            report = HostReport(host, os=facts.os_name, docker=facts.docker_state)
             report.seats = seat_reports(host, facts, session.wanted(host))
             extra = sorted(set(facts.containers) - {s.container for s in report.seats})
             report.seats += [SeatReport(n, facts.containers[n].labels.get("fleet.service", "?"), 0, "",
@@ -166,7 +166,7 @@ def teardown(session: Session) -> list[Outcome[Host, HostReport]]:
     def work(host: Host) -> HostReport:
         with session.connect(host) as remote:
             facts = session.gather(remote, [])
-            report = HostReport(host, os=facts.os_name, docker=facts.docker_version)
+            report = HostReport(host, os=facts.os_name, docker=facts.docker_state)
             for container in sorted(facts.containers):
                 remote.apply(Run(f"remove {container}", commands.remove(container), timeout))
                 report.removed.append(container)

@@ -68,6 +68,13 @@ class Facts:
         return bool(self.docker_version)
 
     @property
+    def docker_state(self) -> str:
+        """For people: the engine's version, or why there is none."""
+        if self.docker_running:
+            return f"Docker {self.docker_version}"
+        return "Docker installed, not running" if self.docker_installed else "no Docker"
+
+    @property
     def os_name(self) -> str:
         return self.os_release.get("PRETTY_NAME") or self.os_release.get("ID", "unknown Linux")
 

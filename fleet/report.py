@@ -64,12 +64,16 @@ def plan_text(outcomes: list[Outcome[Host, HostReport]]) -> str:
     for entry in plan_data(outcomes):
         lines.append(f"{entry['host']} ({entry['user']}): " + (
             f"FAILED: {entry['error']}" if "error" in entry
-            else f"{entry['os']}, Docker {entry['docker'] or 'not running'}: "
+            else f"{entry['os']}, {entry['docker']}: "
                  + (f"{len(entry['steps'])} steps" if entry["steps"] else "nothing to do")))
         for step in entry.get("steps", []):
             lines.append(f"  - {step['do']}")
             if "run" in step:
-                lines.append(f"      $ {join(step['run'])}")
+                argv = step["run"]
+                if argv[:2] == ["sh", "-c"] and "\n" in argv[2]:  # a fixed script: its text is in --json
+                    n = argv[2].strip().count("\n") + 1
+                    argv = ["sh", "-c", f"<{n}-line script, see --json>", *argv[3:]]
+                lines.append(f"      $ {join(argv)}")
             elif "upload" in step:
                 lines.append(f"      > {step['upload']} (mode {step['mode']}, {step['content']})")
     return "\n".join(lines)
