@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet import commands
+from fleet import commands, desired, droplets, proxy, recover
 from fleet import facts as facts_mod
 from fleet import plan as plan_mod
+from fleet.desired import Wanted
 from fleet.errors import HostError, InputError
 from fleet.facts import Facts
 from fleet.inventory import Host, Inventory
-from fleet.plan import Wanted
 from fleet.runner import Outcome, fan_out
 from fleet.seats import expand, new_secret
 from fleet.ssh import HostKeys, Remote, local_image_id
@@ -58,13 +58,27 @@ class Session:
         self.keys = HostKeys(self.state.data["host_keys"], accept_new=accept_new_host_key)
         self.sudo_password = sudo_password
         self.progress = progress or (lambda line: None)
+        self.unusable: set[str] = set()  # droplet addresses this run found unusable and left alone
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        """Every server of the fleet: the inventory's hosts, then the droplets the state knows.
+
+        Droplets stay part of the fleet until teardown destroys them, so status
+        and plan see them without asking the cloud; provision refreshes the
+        state from the API first (fleet/droplets.py).
+        """
+        cloud = droplets.hosts_from_state(self.inventory, self.state.data)
+        return self.inventory.hosts + tuple(h for h in cloud if h.address not in self.unusable)
 
     def wanted(self, host: Host) -> list[Wanted]:
-        return [Wanted(seat, self.state.secret(host.id, seat.container, new_secret)) for seat in expand(self.inventory)]
+        """The host's containers, with credentials from the state (made on first use)."""
+        secrets = {s.container: self.state.secret(host.id, s.container, new_secret) for s in expand(self.inventory)}
+        return desired.for_host(self.inventory, host, secrets)
 
     def connect(self, host: Host) -> Remote:
         remote = Remote(host, self.keys, connect_timeout=self.inventory.timeouts.connect,
-                        sudo_password=self.sudo_password)
+                        sudo_password=self.sudo_password, progress=self.progress)
         self._save_pins()
         return remote
 
@@ -76,22 +90,26 @@ class Session:
 
     def gather(self, remote: Remote, images: list[str]) -> Facts:
         step = facts_mod.probe(self.inventory.name, images, self.inventory.timeouts.command)
-        result = remote.run(step.argv, timeout=step.timeout)
+        result = remote.apply(step)
         try:
             return facts_mod.parse(result.stdout)
         except (ValueError, KeyError) as e:
             raise HostError(f"could not read the host's facts: {e}") from None
 
-    def fan_out(self, work: Callable[[Host], HostReport]) -> list[Outcome[Host, HostReport]]:
-        return fan_out(self.inventory.hosts, work, parallel=self.inventory.model.parallel,
+    def fan_out(self, work: Callable[[Host], HostReport],
+                hosts: tuple[Host, ...] | None = None) -> list[Outcome[Host, HostReport]]:
+        return fan_out(self.hosts if hosts is None else hosts, work, parallel=self.inventory.model.parallel,
                        label=lambda h: h.id, progress=self.progress)
 
 
-def seat_reports(host: Host, facts: Facts, wanted: list[Wanted]) -> list[SeatReport]:
+def seat_reports(inventory: Inventory, host: Host, facts: Facts, wanted: list[Wanted]) -> list[SeatReport]:
+    """A row per wanted container (the proxy too: without it no seat answers)."""
     out = []
+    name = proxy.public_name(inventory, host)
     for w in wanted:
-        c = facts.containers.get(w.seat.container)
-        out.append(SeatReport(w.seat.container, w.seat.service.name, w.seat.number, w.seat.url(host.address),
+        c = facts.containers.get(w.name)
+        url = w.seat.url(name) if w.seat else ""
+        out.append(SeatReport(w.name, w.seat.service.name if w.seat else "proxy", w.seat.number if w.seat else 0, url,
                               c.state if c else "missing", c.restarts if c else 0))
     return out
 
@@ -99,43 +117,71 @@ def seat_reports(host: Host, facts: Facts, wanted: list[Wanted]) -> list[SeatRep
 def local_ids(inventory: Inventory) -> dict[str, str]:
     """Controller-side image ids for services with push: true, checked before any host is touched."""
     try:
-        return {s.image: local_image_id(s.image) for s in inventory.services if s.push}
+        images = [s.image for s in inventory.services if s.push]
+        if inventory.model.tls.mode != "off" and inventory.model.proxy.push:
+            images.append(inventory.model.proxy.image)
+        return {image: local_image_id(image) for image in images}
     except HostError as e:
         raise InputError(str(e)) from None
 
 
-def provision(session: Session, *, dry_run: bool = False) -> list[Outcome[Host, HostReport]]:
-    """Bring every host to the inventory; with dry_run, only probe and plan."""
+def provision(session: Session, *, dry_run: bool = False,
+              confirm: droplets.Confirm | None = None) -> list[Outcome[Host, HostReport]]:
+    """Bring every host to the inventory; with dry_run, only probe and plan.
+
+    With a digitalocean block, the droplets are created or adopted first
+    (``confirm`` is asked before any is created or destroyed) and join the
+    hosts; a droplet that never became usable is a failed row of its own.
+    The dry run looks only at the droplets the state already knows.
+    """
     inv = session.inventory
     ids = local_ids(inv)
-    wanted = {h.id: session.wanted(h) for h in inv.hosts}
+    failed_droplets: list[Outcome[Host, HostReport]] = []
+    if inv.model.digitalocean is not None and not dry_run:
+        failed_droplets = droplets.ensure(session, confirm or droplets.refuse)
+    wanted = {h.id: session.wanted(h) for h in session.hosts}
     session.state.save()  # credentials exist locally before any host can hold them
 
     def work(host: Host) -> HostReport:
         started = time.monotonic()
+        problem = proxy.name_problem(inv, host)
+        if problem:
+            raise HostError(problem)
         with session.connect(host) as remote:
             report = HostReport(host)
             images = plan_mod.images_of(wanted[host.id])
             facts = session.gather(remote, images)
+            if recover.adopt_credentials(session.state, remote, host.id, facts, wanted[host.id],
+                                         inv.timeouts.command, session.progress):
+                wanted[host.id] = session.wanted(host)  # the seats' own credentials, read back from the host
             report.os, report.docker = facts.os_name, facts.docker_state
             report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids)
             if not dry_run and report.steps:
                 for step in report.steps:
                     session.progress(f"  {host.id}: {step.title}")
                     remote.apply(step)
-                facts = session.gather(remote, images)
+                before, facts = facts, session.gather(remote, images)
+                if recover.started_seats(report.steps):  # a seat that exits at once looks fine for a moment
+                    recover.settle()
+                    facts = session.gather(remote, images)
+                    looping = recover.crashed(before, facts, [w.name for w in wanted[host.id]])
+                    if looping:
+                        secrets = list(session.state.data["secrets"].get(host.id, {}).values())
+                        raise HostError(recover.why(remote, looping, secrets, inv.timeouts.command))
                 report.docker = facts.docker_state
-            report.seats = seat_reports(host, facts, wanted[host.id])
+            report.seats = seat_reports(inv, host, facts, wanted[host.id])
             report.round_trips = remote.round_trips
+        if facts.proxy_ca and not dry_run:
+            session.state.set_proxy_ca(host.id, facts.proxy_ca)
         report.seconds = time.monotonic() - started
         if not dry_run:
             broken = [s for s in report.seats if s.state != "running"]
             if broken:
-                raise HostError(", ".join(f"seat {s.container} is {s.state}" for s in broken)
+                raise HostError(", ".join(f"{s.container} is {s.state}" for s in broken)
                                 + " after provisioning; see `docker logs` on the host")
         return report
 
-    return session.fan_out(work)
+    return session.fan_out(work) + failed_droplets
 
 
 def status(session: Session) -> list[Outcome[Host, HostReport]]:
@@ -144,7 +190,7 @@ def status(session: Session) -> list[Outcome[Host, HostReport]]:
         with session.connect(host) as remote:
             facts = session.gather(remote, [])
             report = HostReport(host, os=facts.os_name, docker=facts.docker_state)
-            report.seats = seat_reports(host, facts, session.wanted(host))
+            report.seats = seat_reports(session.inventory, host, facts, session.wanted(host))
             extra = sorted(set(facts.containers) - {s.container for s in report.seats})
             report.seats += [SeatReport(n, facts.containers[n].labels.get("fleet.service", "?"), 0, "",
                                         f"{facts.containers[n].state} (not in inventory)") for n in extra]
@@ -171,9 +217,11 @@ def teardown(session: Session) -> list[Outcome[Host, HostReport]]:
                 remote.apply(Run(f"remove {container}", commands.remove(container), timeout))
                 report.removed.append(container)
             remote.apply(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), timeout))
+            remote.apply(Run("remove the seat network", commands.network_remove(desired.network_name(name)), timeout))
+            remote.apply(Run("remove the proxy's volumes", commands.volume_remove(*desired.volumes(name)), timeout))
             report.round_trips = remote.round_trips
         session.state.forget_host(host.id)
         session.state.save()
         return report
 
-    return session.fan_out(work)
+    return session.fan_out(work, session.inventory.hosts)  # droplets are destroyed whole, not cleaned

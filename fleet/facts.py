@@ -31,7 +31,9 @@ echo '--- docker'; command -v docker || true
 echo '--- docker-version'; t docker version --format '{{.Server.Version}}' 2>/dev/null || true
 echo '--- containers'
 ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null)
-[ -n "$ids" ] && t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}}}' $ids
+[ -n "$ids" ] && t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}' $ids
+echo '--- networks'; t docker network ls --quiet --filter "label=fleet.name=$fleet" --format '{{.Name}}' 2>/dev/null
+echo '--- proxy-ca'; t docker exec "$fleet-proxy" cat /data/caddy/pki/authorities/local/root.crt 2>/dev/null
 echo '--- images'
 for img; do printf '%s\t%s\n' "$img" "$(t docker image inspect --format '{{.Id}}' "$img" 2>/dev/null)"; done
 echo '--- end'
@@ -45,6 +47,7 @@ class Container:
     image_id: str
     restarts: int
     labels: dict[str, str]
+    host_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Facts:
     docker_version: str  # empty when the engine does not answer
     containers: dict[str, Container] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
+    networks: frozenset[str] = frozenset()
+    proxy_ca: str = ""  # PEM root certificate of the TLS proxy's own authority, once it has one
 
     @property
     def docker_running(self) -> bool:
@@ -109,6 +114,11 @@ def listening_ports(lines: list[str]) -> frozenset[int]:
     return frozenset(ports)
 
 
+def _pem(lines: list[str]) -> str:
+    text = "\n".join(lines).strip()
+    return text + "\n" if text.startswith("-----BEGIN CERTIFICATE-----") else ""
+
+
 def parse(text: str) -> Facts:
     """Turn the probe's output into Facts; raises ValueError if it was cut short."""
     s = _sections(text)
@@ -124,7 +134,9 @@ def parse(text: str) -> Facts:
         if line.strip().startswith("{"):
             c = json.loads(line)
             name = c["name"].lstrip("/")
-            containers[name] = Container(name, c["state"], c["image"], int(c["restarts"]), c.get("labels") or {})
+            ports = tuple(sorted({int(b["HostPort"]) for bindings in (c.get("ports") or {}).values()
+                                  for b in bindings or [] if b.get("HostPort")}))
+            containers[name] = Container(name, c["state"], c["image"], int(c["restarts"]), c.get("labels") or {}, ports)
     images = {}
     for line in s.get("images", []):
         if line:
@@ -144,4 +156,6 @@ def parse(text: str) -> Facts:
         docker_version=one("docker-version"),
         containers=containers,
         images=images,
+        networks=frozenset(x.strip() for x in s.get("networks", []) if x.strip()),
+        proxy_ca=_pem(s.get("proxy-ca", [])),
     )

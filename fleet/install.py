@@ -152,6 +152,32 @@ until err=$(timeout 10 docker info 2>&1 >/dev/null); do
 done
 """
 
+# $1 seconds. A package installation cut off by a power loss, a stopped
+# server or a dropped SSH session leaves dpkg half done, and apt then refuses
+# everything ("dpkg was interrupted, you must manually run 'dpkg --configure
+# -a'"); Docker may even be unpacked but never configured (no docker group,
+# so its socket cannot start). Finish dpkg's work first, waiting (bounded) if
+# another process holds its lock. A no-op, and silent, when nothing is pending
+# or the host has no dpkg.
+REPAIR_DPKG = r"""
+limit=$1
+command -v dpkg >/dev/null 2>&1 || exit 0
+[ -n "$(dpkg --audit 2>/dev/null)" ] || exit 0
+echo "waiting for dpkg --configure -a to finish an interrupted package installation" >&2
+start=$(date +%s)
+until out=$(DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a 2>&1); do
+  case $out in
+    *lock*)
+      if [ $(( $(date +%s) - start )) -ge "$limit" ]; then
+        echo "gave up after ${limit}s waiting for the dpkg lock to finish an interrupted installation" >&2
+        exit 1
+      fi
+      sleep 2 ;;
+    *) printf '%s\n' "$out" | tail -n 3 >&2; exit 1 ;;
+  esac
+done
+"""
+
 DOCKER_WAIT = 60
 GRACE = 60  # added to every step that contains a bounded wait of its own
 
@@ -211,22 +237,34 @@ def docker_install_steps(
         raise InputError(f"unknown source {source!r}; use official or distro", field="docker.source")
     if distro.family == "debian":
         body = _apt_official(distro, arch, t) if source == "official" else _apt_distro(t)
-        waits = _lock_wait("apt/dpkg lock", APT_LOCKS, t)
+        waits = [*_lock_wait("apt/dpkg lock", APT_LOCKS, t), repair_step(t)]
     else:
         body = _rpm_body(distro, source, t)
         waits = _lock_wait("yum/dnf/rpm lock", RPM_LOCKS, t)
-    return [*_cloud_init_wait(t), *waits, *body, *start_docker_steps(systemd)]
+    return [*_cloud_init_wait(t), *waits, *body, *start_docker_steps(systemd, repair=False)]
 
 
-def start_docker_steps(systemd: bool) -> list[Step]:
-    """Enable Docker at boot, start it, and wait until it answers."""
+def repair_step(timeouts: Timeouts | None = None) -> Step:
+    """Finish a package installation that was cut off (see REPAIR_DPKG)."""
+    t = timeouts or _Defaults()
+    return sh("finish any interrupted package installation", REPAIR_DPKG, str(max(t.lock, 0)),
+              timeout=max(t.lock, 0) + t.install)
+
+
+def start_docker_steps(systemd: bool, *, repair: bool = True) -> list[Step]:
+    """Enable Docker at boot, start it, and wait until it answers.
+
+    Docker that is installed but does not run may be a package installation
+    that was cut off: with ``repair``, dpkg finishes it first.
+    """
+    steps = [repair_step()] if repair else []
     if systemd:
         start: Step = Run("enable and start Docker", ("systemctl", "enable", "--now", "docker"), 120)
     else:
         start = sh("enable and start Docker (no systemd)", START_DOCKER_SYSV, timeout=120)
     wait = sh(f"wait up to {DOCKER_WAIT}s for Docker to answer", WAIT_FOR_DOCKER, str(DOCKER_WAIT),
               timeout=DOCKER_WAIT + GRACE)
-    return [start, wait]
+    return [*steps, start, wait]
 
 
 def _cloud_init_wait(t: Timeouts) -> list[Step]:

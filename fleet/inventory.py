@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fleet import roster as roster_mod
 from fleet.errors import InputError
 
 MAX_FILE_BYTES = 1_000_000
@@ -63,6 +64,12 @@ def parse_cpuset(text: str) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
+def _check_image(value: str) -> str:
+    if not IMAGE_RE.match(value):
+        raise ValueError(f"{value!r} is not an image reference, e.g. quay.io/jupyter/scipy-notebook:2025-06-02")
+    return value
+
+
 def _check_address(value: str) -> str:
     try:
         ipaddress.ip_address(value)
@@ -97,8 +104,10 @@ class HostEntry(Model):
     user: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     key: str | None = None
+    name: str | None = None  # the DNS name students use (and the certificate's), when it has one
 
     _address = field_validator("address")(lambda v: _check_address(v))
+    _name = field_validator("name")(lambda v: _check_dns_name(v))
     _user = field_validator("user")(lambda v: _check_user(v))
 
     @model_validator(mode="before")
@@ -118,6 +127,57 @@ class HostEntry(Model):
         return {"address": rest, **({"user": user} if user else {}), **({"port": port} if port else {})}
 
 
+def _check_dns_name(value: str | None) -> str | None:
+    if value is not None and (not HOSTNAME_RE.match(value) or "." not in value):
+        raise ValueError(f"{value!r} is not a DNS name like lab1.example.org")
+    return value
+
+
+class TLSSettings(Model):
+    """How seats are served. ``internal``: HTTPS with certificates from the
+    proxy's own authority (no set-up, browsers warn once); ``sslip``: trusted
+    Let's Encrypt certificates for NAME.sslip.io (public IPv4 only); ``acme``:
+    trusted certificates for the hosts' DNS names under ``domain`` (or their
+    ``name:``); ``off``: plain HTTP straight to the seats (passwords readable
+    by anyone on the network)."""
+
+    mode: Literal["internal", "sslip", "acme", "off"] = "internal"
+    domain: str | None = None
+    email: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``tls: off`` reaches us as False (YAML 1.1); ``tls: {domain: ...}`` means acme."""
+        if data is False:
+            return {"mode": "off"}
+        if data is True:
+            return {"mode": "internal"}
+        if isinstance(data, str):
+            return {"mode": data}
+        if isinstance(data, dict) and "mode" not in data and "domain" in data:
+            return {"mode": "acme", **data}
+        return data
+
+    _domain = field_validator("domain")(lambda v: _check_dns_name(v))
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v):
+            raise ValueError(f"{v!r} is not an e-mail address (Let's Encrypt sends expiry warnings there)")
+        return v
+
+
+class ProxySettings(Model):
+    """The TLS reverse proxy container run on each host (Caddy)."""
+
+    image: str = "caddy:2"
+    push: bool = False
+
+    _image = field_validator("image")(lambda v: _check_image(v))
+
+
 class DockerSettings(Model):
     source: Literal["official", "distro"] = "official"
 
@@ -131,6 +191,16 @@ class Timeouts(Model):
     lock: int = Field(300, ge=0, le=7200)
     cloud_init: int = Field(600, ge=0, le=7200)
     push: int = Field(1800, ge=10, le=7200)
+    droplet: int = Field(600, ge=10, le=7200)  # a new droplet: active, public IPv4 and SSH; teardown: all gone
+
+
+class HandoutSettings(Model):
+    """What the printed handout says besides the seats; see fleet/handout.py."""
+
+    title: str | None = Field(None, min_length=1, max_length=80)  # default: the fleet's name
+    # Shown on cards whose address is https. None: a default sentence for the fleet's own (self-signed)
+    # certificates; "": nothing, for certificates browsers trust (a real domain, sslip).
+    certificate_note: str | None = Field(None, max_length=400)
 
 
 class Service(Model):
@@ -154,12 +224,7 @@ class Service(Model):
             raise ValueError(f"{v!r} is not a service name (lower-case letters, digits and -, starting with a letter)")
         return v
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str) -> str:
-        if not IMAGE_RE.match(v):
-            raise ValueError(f"{v!r} is not an image reference, e.g. quay.io/jupyter/scipy-notebook:2025-06-02")
-        return v
+    _image = field_validator("image")(lambda v: _check_image(v))
 
     @field_validator("memory")
     @classmethod
@@ -235,14 +300,79 @@ class Service(Model):
         return range(self.publish, self.publish + self.seats)
 
 
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+TOKEN_KEYS = ("token", "access_token", "api_token", "api_key", "digitalocean_access_token", "do_token")
+TOKEN_VALUE_RE = re.compile(r"^do[opr]_v1_[0-9a-f]{64}$")
+
+
+class DigitalOceanSettings(Model):
+    """Droplets fleet creates, provisions and destroys (see fleet/droplets.py).
+
+    The API token is deliberately not a field: it comes from the environment
+    (DIGITALOCEAN_ACCESS_TOKEN), never from a file that gets copied around.
+    """
+
+    count: int = Field(ge=1, le=100)
+    region: str
+    size: str
+    image: str | int
+    ssh_key: str  # the public key file; the private key is the same path without .pub
+    user: str = "root"
+
+    @field_validator("region", "size")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG_RE.match(v):
+            raise ValueError(f"{v!r} is not a DigitalOcean slug (lower-case letters, digits, - and ., e.g. ams3, s-2vcpu-4gb)")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | int) -> str | int:
+        if isinstance(v, str) and not SLUG_RE.match(v):
+            raise ValueError(f"{v!r} is not an image slug like ubuntu-24-04-x64 (or a numeric image id)")
+        return v
+
+    @field_validator("ssh_key")
+    @classmethod
+    def _pub(cls, v: str) -> str:
+        if not v.endswith(".pub"):
+            raise ValueError(f"{v!r}: name the public key file (…/id_ed25519.pub); its private half, the same path "
+                             "without .pub, is what fleet logs in with")
+        return v
+
+    _user = field_validator("user")(lambda v: _check_user(v))
+
+
 class InventoryModel(Model):
     name: str
     ssh: SSHSettings = SSHSettings()
-    hosts: list[HostEntry] = Field(min_length=1)
+    hosts: list[HostEntry] = []  # at least one server here or a digitalocean block: checked in load()
+    digitalocean: DigitalOceanSettings | None = None
     docker: DockerSettings = DockerSettings()
+    tls: TLSSettings = TLSSettings()
+    proxy: ProxySettings = ProxySettings()
     parallel: int = Field(10, ge=1, le=200)
     timeouts: Timeouts = Timeouts()
     services: list[Service] = Field(min_length=1)
+    roster: str | list[Any] | None = None  # a CSV file beside the inventory, or the names; items checked in load()
+    handout: HandoutSettings = HandoutSettings()
+
+    @field_validator("roster", mode="before")
+    @classmethod
+    def _roster(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str | list):
+            raise ValueError("must be a CSV file (roster: students.csv) or a list of names (`- Ana López` lines)")
+        if v == "":
+            raise ValueError("name the CSV file, e.g. roster: students.csv, or leave out `roster:`")
+        return v
+
+    @field_validator("digitalocean", mode="before")
+    @classmethod
+    def _digitalocean(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("an empty block: give count, region, size, image and ssh_key, or remove `digitalocean:`")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -263,6 +393,7 @@ class Host:
     user: str
     port: int
     key: str | None
+    name: str | None = None  # DNS name for URLs and certificates, when it has one
 
     @property
     def id(self) -> str:
@@ -275,6 +406,25 @@ class Inventory:
     path: Path
     model: InventoryModel
     hosts: tuple[Host, ...]
+    roster: roster_mod.Roster | None = None
+
+    @property
+    def server_count(self) -> int:
+        """Servers in the whole fleet: the listed hosts and the droplets to create."""
+        return len(self.hosts) + (self.model.digitalocean.count if self.model.digitalocean else 0)
+
+    @property
+    def seat_count(self) -> int:
+        """Seats in the whole fleet: every host gets every service's seats."""
+        return self.server_count * sum(s.seats for s in self.services)
+
+    @property
+    def droplet_key(self) -> tuple[Path, Path] | None:
+        """The droplets' SSH key: (public key file, private key file), checked to exist by load()."""
+        if self.model.digitalocean is None:
+            return None
+        public = (self.path.parent / Path(self.model.digitalocean.ssh_key).expanduser()).resolve()
+        return public, public.with_suffix("")
 
     @property
     def name(self) -> str:
@@ -368,6 +518,16 @@ def _env_as_written(data: dict, texts: dict[Path_, str]) -> None:
                     env[key] = text
 
 
+def _roster_as_written(data: dict, texts: dict[Path_, str]) -> None:
+    """Names in a YAML roster are text as written: a student called `No` or `1e3` stays so."""
+    names = data.get("roster")
+    if isinstance(names, list):
+        for i, name in enumerate(names):
+            text = texts.get(("roster", i))
+            if text is not None and not isinstance(name, str):
+                names[i] = text
+
+
 def _dotted(path: Path_) -> str:
     out = ""
     for p in path:
@@ -459,6 +619,8 @@ def load(path: str | Path) -> Inventory:
     if not isinstance(data, dict):
         raise InputError("the top level must be a mapping (name:, hosts:, services:, ...)", file=file, line=1)
     _env_as_written(data, texts)
+    _roster_as_written(data, texts)
+    _refuse_tokens(data, lines, texts, file)
     try:
         model = InventoryModel.model_validate(data)
     except ValidationError as e:
@@ -466,9 +628,40 @@ def load(path: str | Path) -> Inventory:
         err, loc = errors[0], _loc(errors[0])
         more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)} after this one)" if len(errors) > 1 else ""
         raise InputError(_message(err) + more, file=file, line=_line_for(lines, loc), field=_dotted(loc)) from None
+    if not model.hosts and model.digitalocean is None:
+        raise InputError("list at least one server under `hosts:`, or add a `digitalocean:` block to create droplets",
+                         file=file, line=_line_for(lines, ("hosts",)), field="hosts")
     hosts = _resolve_hosts(model, path, lines)
+    _check_droplet_key(model, path, lines)
     _check_ports(model, lines, file)
-    return Inventory(path=path, model=model, hosts=hosts)
+    inv = Inventory(path=path, model=model, hosts=hosts)
+    return Inventory(path=path, model=model, hosts=hosts, roster=_load_roster(inv, lines))
+
+
+def _load_roster(inv: Inventory, lines: dict[Path_, int]) -> roster_mod.Roster | None:
+    """Read the roster (a CSV file relative to the inventory, or the YAML list) and check it fits the seats."""
+    spec, file, line = inv.model.roster, str(inv.path), _line_for(lines, ("roster",))
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        roster = roster_mod.read_csv((inv.path.parent / Path(spec).expanduser()).resolve(), file, line)
+    else:
+        entries = []
+        for i, name in enumerate(spec):
+            at, where = _line_for(lines, ("roster", i)), f"roster[{i}]"
+            if not isinstance(name, str):
+                raise InputError("each roster entry is one name on a `- ` line", file=file, line=at, field=where)
+            if not name.strip():
+                raise InputError("an empty name; remove the line", file=file, line=at, field=where)
+            entries.append((roster_mod.clean(name, file=file, line=at, field=where), at))
+        roster = roster_mod.from_entries(entries, file=file, field_of=lambda i: f"roster[{i}]")
+    if len(roster.names) > inv.seat_count:
+        per_host = sum(s.seats for s in inv.services)
+        raise InputError(
+            f"{len(roster.names)} students but only {inv.seat_count} seats ({inv.server_count} host"
+            f"{'s' * (inv.server_count != 1)} x {per_host} seat{'s' * (per_host != 1)} each); add seats or hosts",
+            file=file, line=line, field="roster")
+    return roster
 
 
 def _resolve_key(key: str | None, base: Path, file: str, line: int | None, field: str) -> str | None:
@@ -478,6 +671,52 @@ def _resolve_key(key: str | None, base: Path, file: str, line: int | None, field
     if not resolved.is_file():
         raise InputError(f"key file {key!r} does not exist (looked at {resolved})", file=file, line=line, field=field)
     return str(resolved)
+
+
+def line_of(inventory: Inventory, *path: str | int) -> int | None:
+    """The line of a field in the inventory's file, for errors found after load() (e.g. a size the API lacks)."""
+    try:
+        _, lines, _ = _compose(inventory.path.read_text(), str(inventory.path))
+    except (OSError, InputError):
+        return None
+    return _line_for(lines, tuple(path))
+
+
+def _refuse_tokens(data: dict, lines: dict[Path_, int], texts: dict[Path_, str], file: str) -> None:
+    """An API token written in the inventory is refused, and never echoed.
+
+    The file is copied, mailed and committed; a token in it is a leaked key to
+    the teacher's cloud account. Refused as a field name in the digitalocean
+    block and as a value shaped like a DigitalOcean token anywhere.
+    """
+    block = data.get("digitalocean")
+    for key in block if isinstance(block, dict) else ():
+        if str(key).lower() in TOKEN_KEYS:
+            raise InputError(
+                "never write the API token in the inventory (it travels with every copy of this file); remove this "
+                "line and `export DIGITALOCEAN_ACCESS_TOKEN=...` in the shell that runs fab",
+                file=file, line=_line_for(lines, ("digitalocean", key)), field=f"digitalocean.{key}")
+    for where, text in texts.items():
+        if TOKEN_VALUE_RE.match(text.strip()):
+            raise InputError(
+                "this looks like a DigitalOcean API token; never write it in the inventory: remove it and "
+                "`export DIGITALOCEAN_ACCESS_TOKEN=...` instead",
+                file=file, line=_line_for(lines, where), field=_dotted(where))
+
+
+def _check_droplet_key(model: InventoryModel, path: Path, lines: dict[Path_, int]) -> None:
+    """The droplets' public key must exist and be one, and its private half must sit beside it."""
+    if model.digitalocean is None:
+        return
+    file, line, field = str(path), _line_for(lines, ("digitalocean", "ssh_key")), "digitalocean.ssh_key"
+    public = Path(_resolve_key(model.digitalocean.ssh_key, path.parent, file, line, field))
+    text = public.read_text(errors="replace").strip()
+    if len(text.split()) < 2 or not text.split()[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        raise InputError(f"{public} is not an OpenSSH public key (ssh-ed25519 AAAA... comment)",
+                         file=file, line=line, field=field)
+    if not public.with_suffix("").is_file():
+        raise InputError(f"the private key {public.with_suffix('')} is missing; fleet logs in to the droplets with it",
+                         file=file, line=line, field=field)
 
 
 def _resolve_hosts(model: InventoryModel, path: Path, lines: dict[Path_, int]) -> tuple[Host, ...]:
@@ -496,24 +735,29 @@ def _resolve_hosts(model: InventoryModel, path: Path, lines: dict[Path_, int]) -
             )
         seen[ident] = i
         key = _resolve_key(entry.key, base, file, line, f"hosts[{i}].key") if entry.key else default_key
-        hosts.append(Host(address=entry.address, user=entry.user or model.ssh.user, port=port, key=key))
+        hosts.append(Host(address=entry.address, user=entry.user or model.ssh.user, port=port, key=key,
+                          name=entry.name))
     return tuple(hosts)
 
 
 def _check_ports(model: InventoryModel, lines: dict[Path_, int], file: str) -> None:
     """Every seat of every service gets its own host port on each host."""
     names: dict[str, int] = {}
-    ssh_ports = {model.ssh.port} | {h.port for h in model.hosts if h.port}
+    ssh_ports = {model.ssh.port} | {h.port for h in model.hosts if h.port} | ({22} if model.digitalocean else set())
+    reserved = {port: "the SSH port" for port in ssh_ports}
+    if model.tls.mode in ("sslip", "acme"):
+        reserved[80] = "port 80, which Let's Encrypt needs for its HTTP challenge"
     for i, svc in enumerate(model.services):
         line = _line_for(lines, ("services", i))
         if svc.name in names:
             raise InputError(f"service name {svc.name!r} is used twice (also services[{names[svc.name]}])",
                              file=file, line=line, field=f"services[{i}].name")
         names[svc.name] = i
-        clash = ssh_ports.intersection(svc.host_ports)
+        clash = sorted(set(reserved).intersection(svc.host_ports))
         if clash:
             raise InputError(
-                f"seat ports {svc.publish}-{svc.host_ports[-1]} include the SSH port {min(clash)}; pick another `publish`",
+                f"seat ports {svc.publish}-{svc.host_ports[-1]} include {reserved[clash[0]]} ({clash[0]}); "
+                "pick another `publish`",
                 file=file, line=_line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
             )
         for other in model.services[:i]:

@@ -1,35 +1,21 @@
-"""plan(facts, seats) → Steps: the whole decision of what to do to one host.
+"""plan(facts, wanted) → Steps: the whole decision of what to do to one host.
 
-Pure: it reads Facts and the wanted seats and returns Steps; nothing here
-touches a network. A host that already matches gets an empty list, so a
+Pure: it reads Facts and the wanted containers and returns Steps; nothing
+here touches a network. A host that already matches gets an empty list, so a
 re-run costs one probe and nothing else.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fleet import commands, install
+from fleet.desired import Wanted, network_name
 from fleet.errors import HostError
 from fleet.facts import Facts
 from fleet.inventory import Inventory, parse_cpuset
-from fleet.seats import Seat
-from fleet.steps import PushImage, Run, Step, Upload
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """A seat with its credential, as planning needs it."""
-
-    seat: Seat
-    secret: str
-
-    @property
-    def spec(self) -> str:
-        return self.seat.spec_hash(self.secret)
+from fleet.steps import PushImage, Run, Step
 
 
 def images_of(wanted: list[Wanted]) -> list[str]:
-    return list(dict.fromkeys(w.seat.service.image for w in wanted))
+    return list(dict.fromkeys(w.image for w in wanted))
 
 
 def docker_steps(inventory: Inventory, facts: Facts) -> list[Step]:
@@ -47,7 +33,7 @@ def docker_steps(inventory: Inventory, facts: Facts) -> list[Step]:
 def image_steps(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str]) -> list[Step]:
     """Push (when the host's copy differs from the controller's) or pull (when absent)."""
     steps: list[Step] = []
-    pushed = {w.seat.service.image for w in wanted if w.seat.service.push}
+    pushed = {w.image for w in wanted if w.push}
     for image in images_of(wanted):
         have = facts.images.get(image, "")
         if image in pushed:
@@ -60,60 +46,64 @@ def image_steps(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_
 
 def check_host(facts: Facts, wanted: list[Wanted]) -> None:
     """Refuse, with one clear line, what cannot work on this host."""
-    ours = {name for name in facts.containers}
+    ours = {port for c in facts.containers.values() for port in c.host_ports}
     for w in wanted:
-        svc = w.seat.service
-        if svc.cpuset and max(parse_cpuset(svc.cpuset)) >= facts.cpus > 0:
+        svc = w.seat.service if w.seat else None
+        if svc and svc.cpuset and max(parse_cpuset(svc.cpuset)) >= facts.cpus > 0:
             raise HostError(
                 f"service {svc.name}: cpuset {svc.cpuset} names CPU {max(parse_cpuset(svc.cpuset))}, "
                 f"but this host has {facts.cpus} CPUs (0-{facts.cpus - 1})"
             )
-        if w.seat.host_port in facts.ports_in_use and w.seat.container not in ours:
-            raise HostError(
-                f"port {w.seat.host_port} (seat {w.seat.container}) is already used by another program on this host"
-            )
+        for port in w.host_ports:
+            if port in facts.ports_in_use and port not in ours:
+                raise HostError(f"port {port} (for {w.name}) is already used by another program on this host")
 
 
-def seat_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str], timeout: int) -> list[Step]:
+def network_steps(inventory: Inventory, facts: Facts, timeout: int) -> list[Step]:
+    name = network_name(inventory.name)
+    if name in facts.networks:
+        return []
+    return [Run(f"create the private seat network {name}", commands.network_create(name, inventory.name), timeout)]
+
+
+def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str], timeout: int) -> list[Step]:
     """Remove what is no longer wanted, replace what changed, start what stopped, run what is missing."""
     steps: list[Step] = []
 
     def run(title: str, argv: tuple[str, ...]) -> Run:
         return Run(title, argv, timeout)
 
-    names = {w.seat.container for w in wanted}
+    names = {w.name for w in wanted}
     for name in sorted(set(facts.containers) - names):
-        steps.append(run(f"remove seat {name} (no longer in the inventory)", commands.remove(name)))
-        steps.append(run(f"remove env file of {name}", commands.remove_files(_env_path(facts, name))))
+        steps.append(run(f"remove {name} (no longer in the inventory)", commands.remove(name)))
+        fleet = facts.containers[name].labels.get("fleet.name", "")
+        steps.append(run(f"remove env file of {name}", commands.remove_files(f"/etc/fleet/{fleet}/{name}.env")))
     for w in wanted:
-        seat, have = w.seat, facts.containers.get(w.seat.container)
-        image_id = image_ids.get(seat.service.image, "")
+        have = facts.containers.get(w.name)
+        image_id = image_ids.get(w.image, "")
         if have and have.labels.get("fleet.spec") == w.spec and (not image_id or have.image_id == image_id):
             if have.state != "running":
-                steps.append(run(f"start seat {seat.container} (was {have.state})", commands.start(seat.container)))
+                steps.append(run(f"start {w.name} (was {have.state})", commands.start(w.name)))
             continue
         if have:
-            steps.append(run(f"remove seat {seat.container} to replace it (spec changed)", commands.remove(seat.container)))
-        steps.append(Upload(f"write env file of {seat.container}", seat.env_path, seat.env_file(w.secret), 0o600, timeout))
-        steps.append(run(f"run seat {seat.container} on port {seat.host_port}", commands.run_seat(seat, w.spec)))
+            steps.append(run(f"remove {w.name} to replace it (spec changed)", commands.remove(w.name)))
+        steps += w.files
+        ports = f" on port{'s' * (len(w.host_ports) > 1)} {', '.join(map(str, w.host_ports))}" if w.host_ports else ""
+        steps.append(run(f"run {w.name}{ports}", w.run))
     return steps
-
-
-def _env_path(facts: Facts, name: str) -> str:
-    fleet = facts.containers[name].labels.get("fleet.name", "")
-    return f"/etc/fleet/{fleet}/{name}.env"
 
 
 def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str]) -> list[Step]:
     """Everything one host needs, in order; [] when it already matches.
 
     ``local_ids`` are the controller's image ids for pushed images: after a
-    push, the host's image id equals the controller's, which is what seats
-    must run.
+    push, the host's image id equals the controller's, which is what the
+    containers must run.
     """
     check_host(facts, wanted)
     steps = docker_steps(inventory, facts)
     steps += image_steps(inventory, facts, wanted, local_ids)
-    after_push = {**facts.images, **{i: local_ids[i] for i in local_ids}}
-    steps += seat_steps(facts, wanted, after_push, inventory.timeouts.command)
+    steps += network_steps(inventory, facts, inventory.timeouts.command)
+    after_push = {**facts.images, **local_ids}
+    steps += container_steps(facts, wanted, after_push, inventory.timeouts.command)
     return steps

@@ -7,8 +7,6 @@ ever travel inside an env file.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 
@@ -24,6 +22,7 @@ class Seat:
     fleet: str
     service: Service
     number: int  # 1-based, as a teacher counts
+    https: bool = True  # served by the host's TLS proxy (tls is not off)
 
     @property
     def container(self) -> str:
@@ -43,25 +42,10 @@ class Seat:
         env[self.service.login_secret_env] = secret
         return "".join(f"{k}={v}\n" for k, v in env.items()).encode()
 
-    def spec_hash(self, secret: str) -> str:
-        """A digest of everything that shapes the container; a changed digest means replace it.
-
-        The secret is part of it (so new credentials reach the seat) but only
-        through a one-way hash of a 128-bit random value, so the label reveals
-        nothing.
-        """
-        s = self.service
-        spec = {
-            "image": s.image, "port": s.container_port, "host_port": self.host_port,
-            "memory": s.memory_bytes, "cpus": s.cpus, "cpuset": s.cpuset,
-            "env": hashlib.sha256(self.env_file(secret)).hexdigest(),
-        }
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-    def url(self, address: str, secret: str | None = None) -> str:
+    def url(self, name: str, secret: str | None = None) -> str:
         """The address a student opens; with the secret, the one-click login link."""
-        host = f"[{address}]" if ":" in address else address
-        base = f"http://{host}:{self.host_port}/"
+        host = f"[{name}]" if ":" in name else name
+        base = f"{'https' if self.https else 'http'}://{host}:{self.host_port}/"
         if secret and self.service.kind == "jupyter":
             return f"{base}?token={secret}"
         return base
@@ -69,7 +53,8 @@ class Seat:
 
 def expand(inventory: Inventory) -> list[Seat]:
     """Every seat every host gets, in a stable order."""
-    return [Seat(inventory.name, svc, n) for svc in inventory.services for n in range(1, svc.seats + 1)]
+    https = inventory.model.tls.mode != "off"
+    return [Seat(inventory.name, svc, n, https) for svc in inventory.services for n in range(1, svc.seats + 1)]
 
 
 def new_secret() -> str:

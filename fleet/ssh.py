@@ -9,15 +9,31 @@ Host keys: Fabric accepts any key (AutoAddPolicy). We load known_hosts and
 the keys pinned in the fleet's state instead; a host seen for the first time
 has its key pinned (trust on first use), and a key that differs from either
 stops that host.
+
+Every wait is bounded:
+
+- connecting (TCP, SSH handshake and login together) by the inventory's
+  ``timeouts.connect``: a watchdog closes the socket of a server that accepts
+  the connection but never finishes the handshake;
+- every command by its own timeout;
+- a host that stops answering in the middle of a command (network cut,
+  server stopped) by :data:`KEEPALIVE` seconds of silence plus one SSH
+  keepalive that must be answered within ``timeouts.connect`` — TCP alone
+  would wait a quarter of an hour;
+- a user's interrupt (``fleet.runner.STOP``): no new command starts, and an
+  abort closes the connection under a running one.
 """
 from __future__ import annotations
 
+import os
+import re
 import select
 import shlex
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +42,13 @@ from fabric import Config, Connection
 
 from fleet.errors import HostError
 from fleet.inventory import Host
+from fleet.runner import STOP, Interrupted
 from fleet.steps import PushImage, Run, Step, Upload
 
 SUDO_PASSWORDLESS = ("sudo", "-n", "--")
 SUDO_WITH_PASSWORD = ("sudo", "-S", "-k", "-p", "", "--")  # password read from stdin, never argv
 CHUNK = 1 << 16
+KEEPALIVE = 10  # seconds without a sign of life from the host before asking it whether it is still there
 
 
 @dataclass
@@ -87,13 +105,29 @@ def known_hosts_name(host: Host) -> str:
     return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
 
+def _shut(sock: socket.socket | None) -> None:
+    """Make every blocked read and write on ``sock`` return at once."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 class Remote:
     """A connection to one host; every method has a timeout and raises HostError with one line."""
 
-    def __init__(self, host: Host, keys: HostKeys, *, connect_timeout: int = 15, sudo_password: str | None = None):
+    def __init__(self, host: Host, keys: HostKeys, *, connect_timeout: int = 15, sudo_password: str | None = None,
+                 progress: Callable[[str], None] | None = None):
         self.host = host
         self.sudo_password = sudo_password
+        self.connect_timeout = connect_timeout
+        self.progress = progress
         self.round_trips = 0
+        self._sock: socket.socket | None = None
+        self._heard = 0.0
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
         if host.key:
             kwargs["key_filename"] = [host.key]
@@ -102,17 +136,59 @@ class Remote:
             connect_kwargs=kwargs, config=Config(overrides={"load_ssh_configs": True}),
         )
         keys.install(self.conn.client, known_hosts_name(host))
-        self._open()
-        if sudo_password is not None and host.user != "root":
-            # With passwordless sudo, sudo -S would not read the password and it
-            # would reach the command's stdin instead: use the password only when needed.
-            if self._exec(shlex.join([*SUDO_PASSWORDLESS, "true"]), b"", [], connect_timeout).exit_status == 0:
-                self.sudo_password = None
+        self._stop_key = STOP.register(self._abort)
+        try:
+            STOP.check(f"connecting to {host.id}")
+            self._open()
+            if sudo_password is not None and host.user != "root":
+                self._check_sudo_password()
+        except BaseException:
+            self.close()
+            raise
+
+    def _abort(self) -> None:
+        """Called from another thread on a user's abort: break this connection now."""
+        _shut(self._sock)
+        transport = self.conn.client.get_transport()
+        if transport is not None:
+            transport.close()
+
+    def _check_sudo_password(self) -> None:
+        # With passwordless sudo, sudo -S would not read the password and it
+        # would reach the command's stdin instead: use the password only when
+        # needed, and make sure it works before any command's stdin follows it
+        # (a wrong one would make sudo read that stdin as more attempts).
+        t = self.connect_timeout
+        if self._exec(shlex.join([*SUDO_PASSWORDLESS, "true"]), b"", [], t, "check sudo").exit_status == 0:
+            self.sudo_password = None
+            return
+        result = self._exec(shlex.join([*SUDO_WITH_PASSWORD, "true"]), self.sudo_password.encode() + b"\n", [], t,
+                            "check the sudo password")
+        if result.exit_status != 0:
+            raise HostError(self._failure(("sudo",), result, "sudo"))
 
     def _open(self) -> None:
-        h = self.host
+        """TCP, SSH handshake and login, all within the connect timeout."""
+        h, c = self.host, self.conn
+        limit = self.connect_timeout
+        deadline = time.monotonic() + limit
+        stalled = threading.Event()
+        watchdog = None
         try:
-            self.conn.open()
+            if not c.gateway:  # a ProxyJump/ProxyCommand from ~/.ssh/config makes its own socket
+                self._sock = self._tcp(c.host, c.port, limit)
+                c.connect_kwargs["sock"] = self._sock
+
+                def fire() -> None:
+                    stalled.set()
+                    _shut(self._sock)
+
+                watchdog = threading.Timer(max(0.1, deadline - time.monotonic()), fire)
+                watchdog.daemon = True
+                watchdog.start()
+            c.open()
+        except HostError:
+            raise
         except paramiko.BadHostKeyException as e:
             raise HostError(
                 f"the SSH host key of {h.id} has CHANGED (now {e.key.get_name()} {e.key.fingerprint}); "
@@ -121,21 +197,51 @@ class Remote:
         except paramiko.AuthenticationException:
             hint = "" if h.key else "; set ssh.key in the inventory"
             raise HostError(f"SSH login as {h.user!r} was refused (no key accepted{hint})") from None
-        except TimeoutError:
-            raise HostError(f"no answer from {h.address} port {h.port} within the connect timeout") from None
-        except paramiko.ssh_exception.NoValidConnectionsError as e:
-            reason = next(iter(e.errors.values()), e)
-            reason = getattr(reason, "strerror", None) or reason
-            raise HostError(f"cannot connect to {h.address} port {h.port}: {reason}") from None
+        except Exception as e:  # noqa: BLE001 - mapped to one line below
+            if STOP.aborted.is_set():
+                raise Interrupted(f"interrupted ({STOP.signal}) while connecting") from None
+            if stalled.is_set():
+                raise HostError(
+                    f"{h.address} port {h.port} accepts connections but SSH did not finish its handshake and "
+                    f"login within {limit} s (timeouts.connect); is it an SSH server, and is it overloaded?"
+                ) from None
+            if isinstance(e, TimeoutError):
+                raise HostError(f"no answer from {h.address} port {h.port} within {limit} s (timeouts.connect)") from None
+            if isinstance(e, paramiko.ssh_exception.NoValidConnectionsError):
+                reason = next(iter(e.errors.values()), e)
+                reason = getattr(reason, "strerror", None) or reason
+                raise HostError(f"cannot connect to {h.address} port {h.port}: {reason}") from None
+            if isinstance(e, socket.gaierror):
+                raise HostError(f"cannot resolve host name {h.address}: {e.strerror}") from None
+            if isinstance(e, paramiko.SSHException | EOFError):
+                raise HostError(f"SSH handshake with {h.address} port {h.port} failed: {e or type(e).__name__}") from None
+            if isinstance(e, OSError):
+                raise HostError(f"cannot connect to {h.address} port {h.port}: {e.strerror or e}") from None
+            raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _tcp(self, address: str, port: int, limit: float) -> socket.socket:
+        h = self.host
+        try:
+            return socket.create_connection((address, port), timeout=limit)
         except socket.gaierror as e:
-            raise HostError(f"cannot resolve host name {h.address}: {e.strerror}") from None
-        except paramiko.SSHException as e:
-            raise HostError(f"SSH handshake with {h.address} port {h.port} failed: {e}") from None
+            raise HostError(f"cannot resolve host name {address}: {e.strerror}") from None
+        except TimeoutError:
+            raise HostError(
+                f"no answer from {address} port {port} within {limit} s (timeouts.connect): the host is down, "
+                "or a firewall drops the connection"
+            ) from None
         except OSError as e:
-            raise HostError(f"cannot connect to {h.address} port {h.port}: {e.strerror or e}") from None
+            if STOP.aborted.is_set():
+                raise Interrupted(f"interrupted ({STOP.signal}) while connecting") from None
+            raise HostError(f"cannot connect to {h.address} port {port}: {e.strerror or e}") from None
 
     def close(self) -> None:
+        STOP.unregister(self._stop_key)
         self.conn.close()
+        _shut(self._sock)
 
     def __enter__(self) -> Remote:
         return self
@@ -153,84 +259,187 @@ class Remote:
             return shlex.join([*SUDO_WITH_PASSWORD, *argv]), self.sudo_password.encode() + b"\n"
         return shlex.join([*SUDO_PASSWORDLESS, *argv]), b""
 
-    def run(self, argv: tuple[str, ...] | list[str], *, timeout: int, stdin=None, check: bool = True) -> Result:  # noqa: ANN001
+    def run(self, argv: tuple[str, ...] | list[str], *, timeout: int, stdin=None, check: bool = True,  # noqa: ANN001
+            title: str | None = None) -> Result:
         """Run argv as root; ``stdin`` is bytes or an iterable of byte chunks."""
+        title = title or _short(argv)
         command, preamble = self._wrap(argv)
         chunks = [stdin] if isinstance(stdin, (bytes, bytearray)) else (stdin or [])
-        result = self._exec(command, preamble, chunks, timeout)
+        result = self._exec(command, preamble, chunks, timeout, title)
         if check and result.exit_status != 0:
-            raise HostError(self._failure(argv, result))
+            raise HostError(self._failure(argv, result, title))
         return result
 
-    def _failure(self, argv: tuple[str, ...] | list[str], result: Result) -> str:
-        err = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    def _failure(self, argv: tuple[str, ...] | list[str], result: Result, title: str | None = None) -> str:
+        err = [line.strip() for line in (result.stderr.strip() or result.stdout.strip()).splitlines() if line.strip()]
         last = err[-1] if err else f"exit status {result.exit_status}"
-        if "a password is required" in last or "a terminal is required" in last:
-            return (f"user {self.host.user!r} needs a sudo password: run with --prompt-for-sudo-password, "
-                    "or allow passwordless sudo")
-        if "is not in the sudoers file" in last or "may not run sudo" in last:
-            return f"user {self.host.user!r} may not use sudo on this host; log in as root or a sudo user"
-        return f"{argv[0]} {argv[1] if len(argv) > 1 and not argv[1].startswith('-') else ''}".strip() + f" failed: {last}"
+        text = "\n".join(err[-5:])
+        said = "\n".join(line for line in err[-5:] if line.startswith("sudo:"))  # sudo's own complaints
+        user = self.host.user
+        if "a password is required" in said or "a terminal is required" in said:
+            return (f"user {user!r} needs a sudo password: run with --prompt-for-sudo-password, "
+                    "or allow passwordless sudo (or log in as root)")
+        if "is not in the sudoers file" in text or "may not run sudo" in text:
+            return f"user {user!r} may not use sudo on this host; log in as root or a sudo user"
+        if "incorrect password attempt" in said or "no password was provided" in said:
+            return f"the sudo password given for user {user!r} was not accepted on this host"
+        last = last.removeprefix("Error response from daemon: ")
+        what = title or _short(argv)
+        if "no space left on device" in text.lower():
+            return f"the host's disk is full: {what} failed: {last}"
+        return f"{what} failed: {last}"
 
-    def _exec(self, command: str, preamble: bytes, chunks, timeout: int) -> Result:  # noqa: ANN001
+    def _exec(self, command: str, preamble: bytes, chunks, timeout: int, title: str) -> Result:  # noqa: ANN001
+        STOP.check(title)
         self.round_trips += 1
         transport = self.conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError(f"the SSH connection to {self.host.id} was lost")
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
+        self._heard, self._err_seen, self._said = time.monotonic(), 0, set()
+        chan = None
         try:
             chan = transport.open_session(timeout=min(timeout, 30))
             chan.exec_command(command)
             if preamble:
                 chan.sendall(preamble)
-            for chunk in chunks:
+            for chunk in chunks:  # an empty chunk means "nothing to send yet": keep time
+                self._tick(transport, deadline, title)
                 view = memoryview(chunk)
                 while view and not chan.exit_status_ready():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError
+                    self._tick(transport, deadline, title)
                     if chan.send_ready():
                         view = view[chan.send(view[:CHUNK]):]
+                        self._heard = time.monotonic()  # the host took data: it is alive
                     else:  # the remote side is not reading: keep its output flowing meanwhile
                         select.select([chan], [], [], 0.05)
-                    _drain(chan, out, err)
+                    self._drain(chan, out, err)
             chan.shutdown_write()
             while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():
-                if time.monotonic() > deadline:
-                    raise TimeoutError
+                self._tick(transport, deadline, title)
                 select.select([chan], [], [], 0.5)
-                _drain(chan, out, err)
+                self._drain(chan, out, err)
             status = chan.recv_exit_status()
-            chan.close()
         except TimeoutError:
-            chan.close()
-            raise HostError(f"timed out after {timeout} s: {command[:200]}") from None
+            raise HostError(f"{title}: gave up after its timeout of {timeout} s "
+                            "(it may still be running on the host)") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
-            raise HostError(f"the SSH connection to {self.host.id} broke: {e}") from None
+            if STOP.aborted.is_set():
+                raise Interrupted(f"interrupted ({STOP.signal}) during: {title}") from None
+            raise HostError(f"the SSH connection to {self.host.id} broke during: {title} ({e or type(e).__name__})") from None
+        finally:
+            if chan is not None:
+                chan.close()
+        if status == -1 and not transport.is_active():  # the channel was closed under us, not by the command
+            if STOP.aborted.is_set():
+                raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
+            raise HostError(f"the SSH connection to {self.host.id} broke during: {title}")
         return Result(status, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _tick(self, transport: paramiko.Transport, deadline: float, title: str) -> None:
+        """Between two reads: stop when asked, time out, and notice a host that went silent."""
+        if STOP.aborted.is_set():
+            raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
+        now = time.monotonic()
+        if now > deadline:
+            raise TimeoutError
+        if now - self._heard > KEEPALIVE:
+            if not self._ping(transport):
+                silent = time.monotonic() - self._heard
+                transport.close()
+                if STOP.aborted.is_set():
+                    raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
+                raise HostError(
+                    f"lost contact with {self.host.id}: no answer for {silent:.0f} s during: {title} "
+                    "(network down or server stopped?); run again once it is back"
+                )
+            self._heard = time.monotonic()
+
+    def _ping(self, transport: paramiko.Transport) -> bool:
+        """One SSH keepalive that the server must answer (OpenSSH's ServerAliveInterval does the same)."""
+        answered = threading.Event()
+
+        def ask() -> None:
+            try:
+                transport.global_request("keepalive@openssh.com", wait=True)
+            except Exception:  # noqa: BLE001 - a dead transport is the answer "no"
+                return
+            if transport.is_active():
+                answered.set()
+
+        threading.Thread(target=ask, name="fleet-keepalive", daemon=True).start()
+        end = time.monotonic() + self.connect_timeout
+        while time.monotonic() < end and not STOP.aborted.is_set():
+            if answered.wait(0.2):
+                return True
+        return False
+
+    def _drain(self, chan: paramiko.Channel, out: bytearray, err: bytearray) -> None:
+        got = False
+        while chan.recv_ready():
+            out += chan.recv(CHUNK)
+            got = True
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(CHUNK)
+            got = True
+        if got:
+            self._heard = time.monotonic()
+            self._tell_waits(err)
+
+    def _tell_waits(self, err: bytearray) -> None:
+        """Pass on lines in which a remote wait says what it waits for ("waiting up to 300s for ...")."""
+        while (end := err.find(b"\n", self._err_seen)) >= 0:
+            line = err[self._err_seen:end].decode(errors="replace").strip()
+            self._err_seen = end + 1
+            key = re.sub(r"\d+", "N", line)
+            if self.progress and line.lower().startswith("waiting") and key not in self._said:
+                self._said.add(key)
+                self.progress(f"  {self.host.id}: {line[:300]}")
 
     # --- steps --------------------------------------------------------------
 
     def apply(self, step: Step) -> Result:
         """Carry out one Step."""
         if isinstance(step, Run):
-            return self.run(step.argv, timeout=step.timeout)
+            return self.run(step.argv, timeout=step.timeout, title=step.title)
         if isinstance(step, Upload):
-            return self.upload(step.path, step.content, step.mode, timeout=step.timeout)
+            return self.upload(step.path, step.content, step.mode, timeout=step.timeout, title=step.title)
         if isinstance(step, PushImage):
-            return self.push_image(step.image, timeout=step.timeout)
+            return self.push_image(step.image, timeout=step.timeout, title=step.title)
         raise TypeError(step)
 
-    def upload(self, path: str, content: bytes, mode: int, *, timeout: int = 60) -> Result:
+    def upload(self, path: str, content: bytes, mode: int, *, timeout: int = 60, title: str | None = None) -> Result:
         """Write a file as root through stdin: created under umask 077, then renamed into place."""
-        return self.run(("sh", "-c", WRITE_FILE, "sh", path, f"{mode:o}"), timeout=timeout, stdin=content)
+        return self.run(("sh", "-c", WRITE_FILE, "sh", path, f"{mode:o}"), timeout=timeout, stdin=content,
+                        title=title or f"write {path}")
 
-    def push_image(self, image: str, *, timeout: int) -> Result:
+    def push_image(self, image: str, *, timeout: int, title: str | None = None) -> Result:
         """docker save on this computer, streamed into docker load on the host."""
-        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        STOP.check(title or f"send image {image}")
+        # Its own session: a Ctrl-C in the terminal goes to fleet, which decides
+        # whether the transfer may finish, not straight to docker save.
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+        def chunks() -> Iterator[bytes]:
+            fd = save.stdout.fileno()
+            while True:  # never block for long on a slow docker save: the caller checks time and interrupts
+                if not select.select([fd], [], [], 0.5)[0]:
+                    yield b""
+                    continue
+                data = os.read(fd, CHUNK)
+                if not data:
+                    return
+                yield data
+
+        ok = False
         try:
-            result = self.run(("docker", "load"), timeout=timeout, stdin=iter(lambda: save.stdout.read(CHUNK), b""))
+            result = self.run(("docker", "load"), timeout=timeout, stdin=chunks(), title=title or f"send image {image}")
+            ok = True
         finally:
+            if not ok:
+                save.kill()
             save.stdout.close()
             try:
                 rc = save.wait(timeout=30)
@@ -245,11 +454,8 @@ class Remote:
 WRITE_FILE = 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"'
 
 
-def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray) -> None:
-    while chan.recv_ready():
-        out += chan.recv(CHUNK)
-    while chan.recv_stderr_ready():
-        err += chan.recv_stderr(CHUNK)
+def _short(argv: tuple[str, ...] | list[str]) -> str:
+    return f"{argv[0]} {argv[1] if len(argv) > 1 and not argv[1].startswith('-') else ''}".strip()
 
 
 def local_image_id(image: str) -> str:
@@ -259,6 +465,8 @@ def local_image_id(image: str) -> str:
                              capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
         raise HostError("`push: true` needs Docker on this computer, and the docker command was not found") from None
+    except subprocess.TimeoutExpired:
+        raise HostError("`docker image inspect` on this computer did not answer within 30 s; is Docker running?") from None
     if out.returncode != 0:
         raise HostError(f"image {image} is not on this computer (push: true sends the local copy); build or pull it first")
     return out.stdout.strip()

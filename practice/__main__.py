@@ -80,6 +80,8 @@ services:
     cpus: 1
     env: {{TZ: Europe/Amsterdam}}
     push: true                 # the image is built on this computer; send it over SSH
+tls: internal                  # HTTPS through one Caddy proxy per host, certificates from its own authority
+proxy: {{image: fleet-caddy:test, push: true}}   # Caddy built from Debian's package (no registry here)
 """
 
 

@@ -32,6 +32,7 @@ WHEELS_DIR = ROOT / "build" / "wheels"
 BASE_IMAGE = "debian:bookworm"
 TESTHOST_IMAGE = "fleet-testhost:debian12"
 JUPYTER_IMAGE = "fleet-jupyter:test"
+CADDY_IMAGE = "fleet-caddy:test"
 
 # What the Jupyter image installs; build/wheels must hold a wheel for each.
 JUPYTER_PACKAGES = ("jupyter_server", "ipykernel", "terminado")
@@ -142,6 +143,12 @@ def ensure_testhost_image() -> str:
     return _build(TESTHOST_IMAGE, TESTHOST_DIR)
 
 
+def ensure_caddy_image() -> str:
+    """Build ``fleet-caddy:test``: Caddy from Debian's package, a stand-in for ``caddy:2``."""
+    ensure_base_image()
+    return _build(CADDY_IMAGE, TESTHOST_DIR.parent / "caddy")
+
+
 def _have_wheels(directory: Path) -> bool:
     if not directory.is_dir():
         return False
@@ -194,6 +201,6 @@ def ensure_jupyter_image() -> str:
 
 
 def ensure_all_images() -> list[str]:
-    """The base, the test-host and the Jupyter image; returns their tags."""
+    """The base, the test-host, the Jupyter and the Caddy image; returns their tags."""
     ensure_base_image()
-    return [BASE_IMAGE, ensure_testhost_image(), ensure_jupyter_image()]
+    return [BASE_IMAGE, ensure_testhost_image(), ensure_jupyter_image(), ensure_caddy_image()]

@@ -13,5 +13,6 @@ def check(c, hosts):
     """Validate the inventory offline; touches no network. Exit status 2 on errors."""
     inv = inventory.load(hosts)
     seats = expand(inv)
-    print(f"{hosts}: ok. Fleet {inv.name!r}: {len(inv.hosts)} hosts x {len(seats)} seats "
-          f"= {len(inv.hosts) * len(seats)} seats in all")
+    print(f"{hosts}: ok. Fleet {inv.name!r}: {inv.server_count} hosts x {len(seats)} seats "
+          f"= {inv.server_count * len(seats)} seats in all"
+          + (f"; roster of {len(inv.roster.names)} students" if inv.roster else ""))

@@ -4,21 +4,37 @@ import time
 
 from fabric import task
 
-from fleet import converge
-from tasks.common import HOSTS_HELP, cli, finish, session
+from fleet import converge, handout
+from fleet.converge import Session
+from tasks.common import HOSTS_HELP, cli, confirmer, finish, progress, session
 
 
-@task(help={"hosts": HOSTS_HELP, "accept-new-host-key": "trust a host whose SSH key changed (rebuilt server)"})
+@task(help={"hosts": HOSTS_HELP, "accept-new-host-key": "trust a host whose SSH key changed (rebuilt server)",
+            "yes": "create or destroy DigitalOcean droplets without asking (for scripts)",
+            "release-seats": "hand the seats of students removed from the roster to new students: "
+                             "new passwords, fresh containers, the old files deleted"})
 @cli
-def provision(c, hosts, accept_new_host_key=False):
+def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=False):
     """Install Docker and run every seat on every host of the inventory.
 
     Safe to run again: hosts that already match are probed once and left
     alone; changed seats are replaced and seats no longer listed removed.
-    Exit status 0 only when every host converged.
+    Exit status 0 only when every host converged. With a roster, students
+    are placed on seats first (exit 2, before any host is touched, when the
+    new ones do not fit). With a `digitalocean:` block, the droplets are
+    created (after showing their price and asking; --yes skips the question)
+    or adopted first, and waited for until SSH answers.
     """
     started = time.monotonic()
     s = session(c, hosts, accept_new_host_key=accept_new_host_key)
-    outcomes = converge.provision(s)
+    place_students(s, release=release_seats)
+    outcomes = converge.provision(s, confirm=confirmer(yes, "provision"))
+    place_students(s)  # droplets created just now take the students who waited for them
     finish(outcomes, started)
     print(f"Handout with passwords and login links: fab handout --hosts {hosts}")
+
+
+def place_students(s: Session, *, release: bool = False) -> None:
+    """Seat the roster's students (exit 2 before any host is touched when they do not fit) and say what changed."""
+    for line in handout.roster_notes(handout.assign_students(s.inventory, s.state, release=release)):
+        progress(f"roster: {line}")

@@ -1,33 +1,38 @@
 from __future__ import annotations
 
-import sys
 import time
 
 from fabric import task
 from invoke.exceptions import Exit
 
-from fleet import converge
-from tasks.common import HOSTS_HELP, cli, finish, session
+from fleet import converge, droplets
+from tasks.common import HOSTS_HELP, cli, confirmer, finish, session
 
 
 @task(help={"hosts": HOSTS_HELP, "yes": "do not ask for confirmation"})
 @cli
 def teardown(c, hosts, yes=False):
-    """Remove every seat container of the fleet from every host.
+    """Remove every seat container of the fleet from every host, and destroy its droplets.
 
-    Finds containers by the fleet's label, so it also removes seats the state
-    no longer knows. Docker and images stay installed.
+    Finds containers by the fleet's label and droplets by the fleet's tag, so
+    it also removes what the state no longer knows; it returns once the API
+    lists no droplet of the fleet. Docker and images stay installed on the
+    inventory's own hosts.
     """
     s = session(c, hosts)
-    if not yes:
-        question = f"Remove every seat of fleet {s.inventory.name!r} on {len(s.inventory.hosts)} hosts? [y/N] "
-        if not sys.stdin.isatty():
-            raise Exit("fleet: teardown needs confirmation; run it in a terminal or add --yes", code=2)
-        if input(question).strip().lower() not in ("y", "yes"):
-            raise Exit("fleet: nothing removed", code=1)
+    cloud = droplets.survey(s) if droplets.has_droplets(s.inventory, s.state.data) else None
+    what = f"Fleet {s.inventory.name!r}: remove every seat on {len(s.inventory.hosts)} hosts"
+    if cloud:
+        what += f"\n{cloud.describe()}"
+    if not confirmer(yes, "teardown")(what, f"Remove every seat of fleet {s.inventory.name!r}"
+                                            + (" and destroy its droplets" if cloud else "") + "? [y/N] "):
+        raise Exit("fleet: nothing removed", code=1)
     started = time.monotonic()
-    outcomes = converge.teardown(s)
+    outcomes = converge.teardown(s) if s.inventory.hosts else []
     for o in outcomes:
         if o.ok:
             print(f"{o.item.id}: removed {len(o.value.removed)} containers")
-    finish(outcomes, started, verb="cleaned")
+    if cloud:
+        print(droplets.teardown(s, cloud))
+    if outcomes:
+        finish(outcomes, started, verb="cleaned")

@@ -29,7 +29,8 @@ def run_label() -> str:
 @pytest.fixture(scope="session")
 def built_images() -> dict[str, str]:
     images.ensure_base_image()
-    return {"testhost": images.ensure_testhost_image(), "jupyter": images.ensure_jupyter_image()}
+    return {"testhost": images.ensure_testhost_image(), "jupyter": images.ensure_jupyter_image(),
+            "caddy": images.ensure_caddy_image()}
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ docker: {{source: distro}}
 timeouts: {{connect: 5}}
 services:
   - {{name: nb, image: {image}, publish: 9000, seats: 1, memory: 128m, push: true}}
+proxy: {{image: {caddy}, push: true}}
 """
 
 
@@ -44,7 +45,8 @@ def host(start_hosts, keypair):
 def inventory_for(host, keypair, built_images, tmp_path):
     def write(user: str):
         p = tmp_path / f"{user}.yml"
-        p.write_text(INVENTORY.format(key=keypair[0], user=user, address=host.address, image=built_images["jupyter"]))
+        p.write_text(INVENTORY.format(key=keypair[0], user=user, address=host.address, image=built_images["jupyter"],
+                                      caddy=built_images["caddy"]))
         return p
     return write
 
@@ -70,8 +72,8 @@ def test_sudo_with_a_password(inventory_for, state, host, keypair):
     out = fab("provision", "--hosts", str(inv), cwd=state, state_dir=state,
               env={"FABRIC_SUDO_PASSWORD": "Sud0-pass word"})
     assert out.returncode == 0, out.stdout + out.stderr
-    assert ssh(host, keypair[0], "docker ps --filter label=fleet.name=access --format '{{.Names}} {{.State}}'") \
-        == "access-nb-1 running\n"
+    assert sorted(ssh(host, keypair[0], "docker ps --filter label=fleet.name=access --format '{{.Names}} {{.State}}'")
+                  .splitlines()) == ["access-nb-1 running", "access-proxy running"]
     # the password went over stdin: nothing in the host's journal of commands shows it
     assert "Sud0-pass" not in ssh(host, keypair[0], "journalctl --no-pager -q _COMM=sudo 2>/dev/null; true")
 

@@ -13,6 +13,7 @@ from fleet.distro import Distro, detect, parse_os_release
 from fleet.errors import InputError, UnsupportedOS
 from fleet.install import (
     APT_LOCKS,
+    REPAIR_DPKG,
     RPM_LOCKS,
     START_DOCKER_SYSV,
     WAIT_FOR_CLOUD_INIT,
@@ -51,6 +52,7 @@ def sh(script: str, *args: str) -> tuple[str, ...]:
 
 CLOUD_INIT = sh(WAIT_FOR_CLOUD_INIT, "600")
 APT_LOCK_WAIT = sh(WAIT_FOR_LOCKS, "apt/dpkg lock", "300", *APT_LOCKS)
+REPAIR = sh(REPAIR_DPKG, "300")  # finishes a cut-off dpkg run before apt is used
 RPM_LOCK_WAIT = sh(WAIT_FOR_LOCKS, "yum/dnf/rpm lock", "300", *RPM_LOCKS)
 START = [("systemctl", "enable", "--now", "docker"), sh(WAIT_FOR_DOCKER, "60")]
 
@@ -60,6 +62,7 @@ def test_ubuntu_22_04_official_on_x86_64_is_dockers_apt_page():
     assert shape(steps) == [
         CLOUD_INIT,
         APT_LOCK_WAIT,
+        REPAIR,
         (*APT, "update"),
         (*APT, "install", "ca-certificates", "curl"),
         ("install", "-m", "0755", "-d", "/etc/apt/keyrings"),
@@ -99,7 +102,7 @@ def test_raspbian_is_armhf_even_on_a_64_bit_kernel():
 def test_debian_12_distro_installs_docker_io():
     steps = docker_install_steps(distro("debian-12"), "distro", arch="x86_64", systemd=True)
     assert shape(steps) == [
-        CLOUD_INIT, APT_LOCK_WAIT, (*APT, "update"), (*APT, "install", "docker.io"), *START,
+        CLOUD_INIT, APT_LOCK_WAIT, REPAIR, (*APT, "update"), (*APT, "install", "docker.io"), *START,
     ]
 
 
@@ -164,7 +167,8 @@ def test_without_systemd_docker_is_started_with_service_and_enabled_at_boot():
 def test_start_steps_are_the_tail_of_every_install():
     for systemd in (True, False):
         steps = docker_install_steps(distro("rocky-9"), "official", arch="x86_64", systemd=systemd)
-        assert steps[-2:] == start_docker_steps(systemd)
+        assert steps[-2:] == start_docker_steps(systemd, repair=False)
+        assert start_docker_steps(systemd)[0].argv == REPAIR  # Docker installed but stopped: finish dpkg first
 
 
 ALL_PLANS = [(n, src) for n in ("ubuntu-20.04", "ubuntu-24.04", "debian-11", "linuxmint-21.2", "pop-22.04",
@@ -221,14 +225,15 @@ def test_timeouts_come_from_the_inventory():
     steps = docker_install_steps(distro("ubuntu-24.04"), "distro", arch="x86_64", systemd=True, timeouts=Bounds())
     assert steps[0].argv[4] == "90" and steps[0].timeout == 150
     assert steps[1].argv[5] == "45" and steps[1].timeout == 105
-    assert "DPkg::Lock::Timeout=45" in steps[3].argv and steps[3].timeout == 45 + 1200
+    assert steps[2].argv[4] == "45" and steps[2].timeout == 45 + 1200  # finishing a cut-off dpkg run
+    assert "DPkg::Lock::Timeout=45" in steps[4].argv and steps[4].timeout == 45 + 1200
 
 
 def test_zero_means_do_not_wait():
     steps = docker_install_steps(distro("ubuntu-24.04"), "distro", arch="x86_64", systemd=True,
                                  timeouts=Bounds(lock=0, cloud_init=0))
-    assert [s.argv[2] for s in steps if s.argv[0] == "sh"] == [WAIT_FOR_DOCKER]
-    assert "DPkg::Lock::Timeout=0" in steps[0].argv
+    assert [s.argv[2] for s in steps if s.argv[0] == "sh"] == [REPAIR_DPKG, WAIT_FOR_DOCKER]  # a repair, not a wait
+    assert "DPkg::Lock::Timeout=0" in steps[1].argv
 
 
 def test_unknown_source_is_an_input_error():

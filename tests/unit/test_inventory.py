@@ -66,7 +66,7 @@ def test_good_inventory_fills_defaults(write, tmp_path):
     ("  - 192.0.2.10\n", "  - 192.0.2.11:2222\n", 5, "hosts[1]", "listed twice"),
     ("N: 3", "N: [1, 2]", 16, "services[0].env", "must be text, not a list"),
     ("key: id_test", "key: nokey", 2, "ssh.key", "does not exist"),
-    ("publish: 8000", "publish: 21", 12, "services[0].publish", "SSH port 22"),
+    ("publish: 8000", "publish: 21", 12, "services[0].publish", "the SSH port (22)"),
     ("publish: 8000", "publish: 65535", 9, "services[0]", "past port 65535"),
     ("image: quay.io/jupyter/scipy-notebook:2025-06-02", "image: 'bad image'", 11, "services[0].image", "image reference"),
     ("port: 2222", "port: 99999", 5, "hosts[1].port", "less than or equal to 65535"),

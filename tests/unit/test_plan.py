@@ -6,21 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from fleet import facts, inventory, plan
+from fleet import desired, facts, inventory, plan
 from fleet.errors import HostError, UnsupportedOS
-from fleet.seats import expand
 from fleet.steps import PushImage, Run, Upload
 
 HERE = Path(__file__).parent
 PROBE = (HERE / "probe" / "debian12-docker-two-seats.txt").read_text()
 IMAGE_ID = "sha256:c25f90262dbbce642d7d66bded3b35e5042a6673bc71c7078a939f836a12bc2b"
-# The tokens the captured seats were started with: their spec labels in PROBE match these.
 SECRETS = {"itest-nb-1": "t1", "itest-nb-2": "t2"}
 
 INVENTORY = """\
 name: itest
 hosts: [172.17.0.7]
 docker: {source: distro}
+tls: off
 services:
   - name: nb
     image: fleet-jupyter:test
@@ -41,23 +40,26 @@ def inv(tmp_path):
 
 
 def wanted(inv, secrets=SECRETS):
-    return [plan.Wanted(s, secrets[s.container]) for s in expand(inv)]
+    return desired.for_host(inv, inv.hosts[0], secrets)
+
+
+def matching(f: facts.Facts, inv, secrets=SECRETS) -> facts.Facts:
+    """The captured facts as if the host ran exactly what ``inv`` wants (the capture had other specs)."""
+    template = f.containers["itest-nb-1"]
+    images = {**f.images, **{w.image: f"sha256:{w.image}" for w in wanted(inv) if w.image not in f.images}}
+    containers = {w.name: dataclasses.replace(template, name=w.name, labels={"fleet.name": "itest", "fleet.spec": w.spec},
+                                              host_ports=w.host_ports, image_id=images[w.image])
+                  for w in wanted(inv, secrets)}
+    return dataclasses.replace(f, containers=containers, networks=frozenset({"itest-seats"}), images=images)
 
 
 @pytest.fixture
 def converged(inv):
-    """The captured facts, with spec labels rewritten to what these secrets give (the capture used others)."""
-    f = facts.parse(PROBE)
-    containers = {
-        w.seat.container: dataclasses.replace(f.containers[w.seat.container], labels={
-            **f.containers[w.seat.container].labels, "fleet.spec": w.spec})
-        for w in wanted(inv)
-    }
-    return dataclasses.replace(f, containers=containers)
+    return matching(facts.parse(PROBE), inv)
 
 
 def fresh(f: facts.Facts) -> facts.Facts:
-    return dataclasses.replace(f, docker_installed=False, docker_version="", containers={},
+    return dataclasses.replace(f, docker_installed=False, docker_version="", containers={}, networks=frozenset(),
                                images={"fleet-jupyter:test": ""}, ports_in_use=frozenset({22}))
 
 
@@ -91,9 +93,10 @@ def test_fresh_host_installs_docker_pushes_and_runs_seats(inv, converged):
     steps = plan.plan(inv, fresh(converged), wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
     runs = [s.argv for s in steps if isinstance(s, Run)]
     assert any("docker.io" in argv for argv in runs)
-    assert isinstance(steps[-5], PushImage) and steps[-5].image == "fleet-jupyter:test"
-    assert titles(steps[-4:]) == ["write env file of itest-nb-1", "run seat itest-nb-1 on port 8000",
-                                  "write env file of itest-nb-2", "run seat itest-nb-2 on port 8001"]
+    assert isinstance(steps[-6], PushImage) and steps[-6].image == "fleet-jupyter:test"
+    assert steps[-5].argv == ("docker", "network", "create", "--label", "fleet.name=itest", "itest-seats")
+    assert titles(steps[-4:]) == ["write env file of itest-nb-1", "run itest-nb-1 on port 8000",
+                                  "write env file of itest-nb-2", "run itest-nb-2 on port 8001"]
     upload = steps[-4]
     assert isinstance(upload, Upload) and upload.mode == 0o600
     assert upload.content == b"TZ=Europe/Amsterdam\nJUPYTER_TOKEN=t1\n"
@@ -104,18 +107,18 @@ def test_new_local_image_is_pushed_and_seats_replaced(inv, converged):
     steps = plan.plan(inv, converged, wanted(inv), {"fleet-jupyter:test": "sha256:new"})
     assert titles(steps) == [
         "send image fleet-jupyter:test from this computer",
-        "remove seat itest-nb-1 to replace it (spec changed)", "write env file of itest-nb-1",
-        "run seat itest-nb-1 on port 8000",
-        "remove seat itest-nb-2 to replace it (spec changed)", "write env file of itest-nb-2",
-        "run seat itest-nb-2 on port 8001",
+        "remove itest-nb-1 to replace it (spec changed)", "write env file of itest-nb-1",
+        "run itest-nb-1 on port 8000",
+        "remove itest-nb-2 to replace it (spec changed)", "write env file of itest-nb-2",
+        "run itest-nb-2 on port 8001",
     ]
 
 
 def test_changed_secret_replaces_only_that_seat(inv, converged):
     steps = plan.plan(inv, converged, wanted(inv, {"itest-nb-1": "t1", "itest-nb-2": "new"}),
                       {"fleet-jupyter:test": IMAGE_ID})
-    assert titles(steps) == ["remove seat itest-nb-2 to replace it (spec changed)",
-                             "write env file of itest-nb-2", "run seat itest-nb-2 on port 8001"]
+    assert titles(steps) == ["remove itest-nb-2 to replace it (spec changed)",
+                             "write env file of itest-nb-2", "run itest-nb-2 on port 8001"]
 
 
 def test_stopped_seat_is_started(inv, converged):
@@ -123,7 +126,7 @@ def test_stopped_seat_is_started(inv, converged):
     c["itest-nb-2"] = dataclasses.replace(c["itest-nb-2"], state="exited")
     steps = plan.plan(inv, dataclasses.replace(converged, containers=c), wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
     assert [(s.title, s.argv) for s in steps] == [
-        ("start seat itest-nb-2 (was exited)", ("docker", "start", "itest-nb-2"))]
+        ("start itest-nb-2 (was exited)", ("docker", "start", "itest-nb-2"))]
 
 
 def test_seats_no_longer_wanted_are_removed_first(inv, converged, tmp_path):
@@ -142,7 +145,8 @@ def test_pull_only_when_missing(inv, converged, tmp_path):
     p.write_text(INVENTORY.replace("push: true", "push: false"))
     pulled = inventory.load(p)
     assert plan.plan(pulled, converged, wanted(pulled), {}) == []
-    missing = dataclasses.replace(fresh(converged), docker_installed=True, docker_version="27.0")
+    missing = dataclasses.replace(fresh(converged), docker_installed=True, docker_version="27.0",
+                                  networks=frozenset({"itest-seats"}))
     steps = plan.plan(pulled, missing, wanted(pulled), {})
     assert steps[0].argv == ("docker", "pull", "--quiet", "fleet-jupyter:test")
 
@@ -150,13 +154,14 @@ def test_pull_only_when_missing(inv, converged, tmp_path):
 def test_installed_but_stopped_docker_is_started(inv, converged):
     stopped = dataclasses.replace(converged, docker_version="")
     steps = plan.plan(inv, stopped, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
-    assert steps[0].argv == ("systemctl", "enable", "--now", "docker")
-    assert steps[1].title.startswith("wait up to") and len(steps) == 2
+    assert steps[0].title == "finish any interrupted package installation"  # a cut-off dpkg run is finished first
+    assert steps[1].argv == ("systemctl", "enable", "--now", "docker")
+    assert steps[2].title.startswith("wait up to") and len(steps) == 3
 
 
 def test_port_taken_by_another_program(inv, converged):
     busy = dataclasses.replace(fresh(converged), ports_in_use=frozenset({22, 8001}))
-    with pytest.raises(HostError, match="port 8001 .* already used by another program"):
+    with pytest.raises(HostError, match=r"port 8001 \(for itest-nb-2\) is already used by another program"):
         plan.plan(inv, busy, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
 
 
@@ -172,3 +177,44 @@ def test_unsupported_os_is_a_host_error(inv, converged):
     alpine = dataclasses.replace(fresh(converged), os_release={"ID": "alpine", "PRETTY_NAME": "Alpine Linux v3.20"})
     with pytest.raises(UnsupportedOS, match="Alpine Linux v3.20"):
         plan.plan(inv, alpine, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
+
+
+@pytest.fixture
+def inv_tls(tmp_path):
+    p = tmp_path / "tls.yml"
+    p.write_text(INVENTORY.replace("tls: off\n", "proxy: {image: fleet-caddy:test, push: true}\n"))
+    return inventory.load(p)
+
+
+def test_tls_fresh_host_gets_network_seats_then_proxy(inv_tls, converged):
+    ids = {"fleet-jupyter:test": IMAGE_ID, "fleet-caddy:test": "sha256:caddy"}
+    steps = plan.plan(inv_tls, fresh(converged), wanted(inv_tls), ids)
+    tail = titles(steps)[-9:]
+    assert tail == [
+        "send image fleet-jupyter:test from this computer", "send image fleet-caddy:test from this computer",
+        "create the private seat network itest-seats",
+        "write env file of itest-nb-1", "run itest-nb-1", "write env file of itest-nb-2", "run itest-nb-2",
+        "write the proxy's Caddyfile", "run itest-proxy on ports 8000, 8001",
+    ]
+    caddyfile = steps[-2]
+    assert isinstance(caddyfile, Upload) and caddyfile.path == "/etc/fleet/itest/Caddyfile"
+    assert b"reverse_proxy itest-nb-2:8888" in caddyfile.content
+
+
+def test_switching_tls_on_replaces_seats_before_the_proxy_takes_their_ports(inv, inv_tls, converged):
+    ids = {"fleet-jupyter:test": IMAGE_ID, "fleet-caddy:test": "sha256:caddy"}
+    on = dataclasses.replace(converged, images={**converged.images, "fleet-caddy:test": "sha256:caddy"})
+    steps = plan.plan(inv_tls, on, wanted(inv_tls), ids)
+    assert titles(steps) == [
+        "remove itest-nb-1 to replace it (spec changed)", "write env file of itest-nb-1", "run itest-nb-1",
+        "remove itest-nb-2 to replace it (spec changed)", "write env file of itest-nb-2", "run itest-nb-2",
+        "write the proxy's Caddyfile", "run itest-proxy on ports 8000, 8001",
+    ]
+    back = plan.plan(inv, matching(facts.parse(PROBE), inv_tls), wanted(inv), ids)
+    assert titles(back)[:2] == ["remove itest-proxy (no longer in the inventory)", "remove env file of itest-proxy"]
+
+
+def test_tls_converged_host_gets_no_steps(inv_tls):
+    f = matching(facts.parse(PROBE), inv_tls)
+    ids = {"fleet-jupyter:test": IMAGE_ID, "fleet-caddy:test": "sha256:fleet-caddy:test"}
+    assert plan.plan(inv_tls, f, wanted(inv_tls), ids) == []

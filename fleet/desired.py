@@ -1,0 +1,85 @@
+"""What should run on a host: every container with its files, as plain data.
+
+A seat container and the TLS proxy are the same thing to the planner: a name,
+an image, a ``docker run`` argv and the files it needs. Their ``spec`` is a
+digest of exactly that (argv, image, file contents), so any change to what
+shapes a container (a limit, a port, an env value, a new credential, a new
+Caddyfile) replaces it, and nothing else does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from fleet import commands, proxy
+from fleet.inventory import Host, Inventory
+from fleet.seats import LABEL, Seat, expand
+from fleet.steps import Upload
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One container wanted on one host."""
+
+    name: str
+    image: str
+    run: tuple[str, ...]  # the full docker run argv, spec label included
+    files: tuple[Upload, ...]  # written (mode 0600, root) before the container starts
+    spec: str
+    push: bool  # the image comes from this computer (docker save | docker load)
+    host_ports: tuple[int, ...]
+    seat: Seat | None = None  # None for the proxy
+
+
+def wanted(name: str, image: str, labels: dict[str, str], args: list[str], files: list[Upload], *,
+           push: bool, host_ports: tuple[int, ...], seat: Seat | None = None) -> Wanted:
+    digest = hashlib.sha256(json.dumps(
+        [image, labels, args, [(f.path, f.mode, hashlib.sha256(f.content).hexdigest()) for f in files]]).encode())
+    spec = digest.hexdigest()[:16]
+    run = commands.docker_run(name, image, {**labels, "fleet.spec": spec}, args)
+    return Wanted(name, image, run, tuple(files), spec, push, host_ports, seat)
+
+
+def network_name(fleet: str) -> str:
+    """The private network that joins a fleet's seats and its proxy on each host."""
+    return f"{fleet}-seats"
+
+
+def seat_container(inventory: Inventory, seat: Seat, secret: str) -> Wanted:
+    tls = inventory.model.tls.mode != "off"
+    env = Upload(f"write env file of {seat.container}", seat.env_path, seat.env_file(secret), 0o600,
+                 inventory.timeouts.command)
+    args = commands.seat_args(seat, network_name(inventory.name), publish=not tls)
+    return wanted(seat.container, seat.service.image, commands.seat_labels(seat), args, [env],
+                  push=seat.service.push, host_ports=() if tls else (seat.host_port,), seat=seat)
+
+
+def proxy_container(inventory: Inventory, host: Host, seats: list[Seat]) -> Wanted:
+    """The one TLS proxy of a host: it alone publishes the seats' ports."""
+    fleet = inventory.name
+    caddyfile = proxy.caddyfile(inventory, host, seats)
+    path = f"/etc/fleet/{fleet}/Caddyfile"
+    ports = tuple(s.host_port for s in seats) + ((80,) if proxy.needs_port_80(inventory) else ())
+    args = ["--network", network_name(fleet)]
+    for port in ports:
+        args += ["--publish", f"{port}:{port}"]
+    args += ["--volume", f"{fleet}-proxy-data:/data", "--volume", f"{fleet}-proxy-config:/config",
+             "--volume", f"{path}:/etc/caddy/Caddyfile:ro"]
+    files = [Upload("write the proxy's Caddyfile", path, caddyfile.encode(), 0o600, inventory.timeouts.command)]
+    return wanted(proxy.container_name(fleet), inventory.model.proxy.image, {LABEL: fleet, "fleet.role": "proxy"},
+                  args, files, push=inventory.model.proxy.push, host_ports=ports)
+
+
+def for_host(inventory: Inventory, host: Host, secrets: dict[str, str]) -> list[Wanted]:
+    """Every container of the host, seats first and the proxy last (it takes over the seats' ports)."""
+    seats = expand(inventory)
+    out = [seat_container(inventory, s, secrets[s.container]) for s in seats]
+    if inventory.model.tls.mode != "off":
+        out.append(proxy_container(inventory, host, seats))
+    return out
+
+
+def volumes(fleet: str) -> list[str]:
+    """Named volumes a fleet's containers create (removed by teardown)."""
+    return [f"{fleet}-proxy-data", f"{fleet}-proxy-config"]
