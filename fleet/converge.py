@@ -135,6 +135,8 @@ def provision(session: Session, *, dry_run: bool = False,
     The dry run looks only at the droplets the state already knows.
     """
     inv = session.inventory
+    for warning in proxy.warnings(inv):
+        session.progress(f"WARNING: {warning}")
     ids = local_ids(inv)
     failed_droplets: list[Outcome[Host, HostReport]] = []
     if inv.model.digitalocean is not None and not dry_run:
@@ -155,7 +157,7 @@ def provision(session: Session, *, dry_run: bool = False,
                                          inv.timeouts.command, session.progress):
                 wanted[host.id] = session.wanted(host)  # the seats' own credentials, read back from the host
             report.os, report.docker = facts.os_name, facts.docker_state
-            report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids)
+            report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids, ssh_port=host.port)
             if not dry_run and report.steps:
                 for step in report.steps:
                     session.progress(f"  {host.id}: {step.title}")

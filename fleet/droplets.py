@@ -104,8 +104,8 @@ def pick_size(sizes: Iterable[Size], slug: str, region: str) -> Size | str:
     return found
 
 
-def money(amount: float) -> str:
-    return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
+def money(amount: float, places: int = 2) -> str:
+    return f"${amount:,.{places}f}"
 
 
 def quote(fleet: str, settings: Any, size: Size, plan: Reconciled) -> str:
@@ -125,8 +125,8 @@ def quote(fleet: str, settings: Any, size: Size, plan: Reconciled) -> str:
     if plan.keep:
         lines.append(f"  keep    {len(plan.keep)}: {names(d.name for d in plan.keep)}")
     hourly = size.price_hourly * total
-    lines.append(f"  price: {money(size.price_hourly)} an hour each; {total} droplet{'s' * (total != 1)}: "
-                 f"{money(hourly)} an hour, {money(hourly * 24)} for 24 hours. Billed until `fab teardown` destroys them")
+    lines.append(f"  price: {money(size.price_hourly, 4)} an hour each; {total} droplet{'s' * (total != 1)}: "
+                 f"{money(hourly, 4)} an hour, {money(hourly * 24)} for 24 hours. Billed until `fab teardown` destroys them")
     return "\n".join(lines)
 
 
@@ -250,6 +250,7 @@ def ensure(session: Session, confirm: Confirm, client: Client | None = None) -> 
     client = client or client_for(session)
     tag = tag_for(inv.name)
     existing = client.droplets(tag)
+    known = {key: dict(rec) for key, rec in _records(session.state.data).items()}
     remember(session, existing)
     _check_unlisted(session, client, {d.id for d in existing})
     plan = reconcile(inv.name, do.count, existing)
@@ -265,13 +266,17 @@ def ensure(session: Session, confirm: Confirm, client: Client | None = None) -> 
         if left:
             raise CloudError(f"droplets {', '.join(d.name for d in left)} are still listed after "
                              f"{inv.timeouts.droplet} s; run fab provision again (or fab teardown)")
-    fresh = {d.id for d in plan.keep if not _was_ready(session, d.id)}
+    # Destroyed if they fail: droplets this run creates, and those an earlier run recorded and never saw
+    # usable (it crashed). A droplet adopted by its tag alone (the state was lost) may hold work: never.
+    fresh = {d.id for d in plan.keep if str(d.id) in known and not known[str(d.id)].get("ready")}
     if plan.create:
         made = create(session, client, plan.create, ssh_key_id(session, client))
         fresh |= {d.id for d in made}
         plan = Reconciled(keep=plan.keep + tuple(made), create=(), remove=())
     waiting = Waiting(names={d.id: d.name for d in plan.keep}, fresh=fresh)
     wait_usable(session, client, tag, waiting)
+    for i in sorted(waiting.ready, key=waiting.names.get):
+        session.progress(f"droplet {waiting.names[i]} (id {i}): {waiting.seen[i].public_ipv4}, ready")
     return settle(session, client, waiting)
 
 
@@ -512,8 +517,9 @@ class Survey:
     def describe(self) -> str:
         if not self.droplets:
             return f"DigitalOcean: no droplet carries the tag {self.tag}"
+        n = len(self.droplets)
         rows = [f"  {d.name} (id {d.id}, {d.public_ipv4 or 'no address'}, {d.status})" for d in self.droplets]
-        return f"DigitalOcean: destroy {len(self.droplets)} droplets tagged {self.tag}:\n" + "\n".join(rows)
+        return f"DigitalOcean: destroy {n} droplet{'s' * (n != 1)} tagged {self.tag}:\n" + "\n".join(rows)
 
 
 def has_droplets(inventory: Inventory, state_data: dict) -> bool:

@@ -33,6 +33,10 @@ echo '--- containers'
 ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null)
 [ -n "$ids" ] && t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}' $ids
 echo '--- networks'; t docker network ls --quiet --filter "label=fleet.name=$fleet" --format '{{.Name}}' 2>/dev/null
+echo '--- firewall'
+if command -v ufw >/dev/null 2>&1; then echo ufw; grep -q '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null && echo active
+elif command -v firewall-cmd >/dev/null 2>&1; then echo firewalld; systemctl is-active --quiet firewalld 2>/dev/null && echo active; fi
+echo '--- firewall-ports'; cat "/etc/fleet/$fleet/firewall" 2>/dev/null
 echo '--- proxy-ca'; t docker exec "$fleet-proxy" cat /data/caddy/pki/authorities/local/root.crt 2>/dev/null
 echo '--- images'
 for img; do printf '%s\t%s\n' "$img" "$(t docker image inspect --format '{{.Id}}' "$img" 2>/dev/null)"; done
@@ -67,6 +71,9 @@ class Facts:
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
     networks: frozenset[str] = frozenset()
     proxy_ca: str = ""  # PEM root certificate of the TLS proxy's own authority, once it has one
+    firewall_tool: str = ""  # ufw | firewalld | "" (none installed)
+    firewall_active: bool = False
+    firewall_ports: tuple[int, ...] = ()  # the ports fleet opened last time (/etc/fleet/NAME/firewall)
 
     @property
     def docker_running(self) -> bool:
@@ -158,4 +165,7 @@ def parse(text: str) -> Facts:
         images=images,
         networks=frozenset(x.strip() for x in s.get("networks", []) if x.strip()),
         proxy_ca=_pem(s.get("proxy-ca", [])),
+        firewall_tool=one("firewall"),
+        firewall_active="active" in s.get("firewall", []),
+        firewall_ports=tuple(int(p) for p in one("firewall-ports").split() if p.isdigit()),
     )

@@ -352,6 +352,7 @@ class InventoryModel(Model):
     docker: DockerSettings = DockerSettings()
     tls: TLSSettings = TLSSettings()
     proxy: ProxySettings = ProxySettings()
+    firewall: bool = False  # true: ufw/firewalld allow SSH and the seat ports only
     parallel: int = Field(10, ge=1, le=200)
     timeouts: Timeouts = Timeouts()
     services: list[Service] = Field(min_length=1)

@@ -6,7 +6,7 @@ re-run costs one probe and nothing else.
 """
 from __future__ import annotations
 
-from fleet import commands, install
+from fleet import commands, firewall, install
 from fleet.desired import Wanted, network_name
 from fleet.errors import HostError
 from fleet.facts import Facts
@@ -93,7 +93,8 @@ def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str
     return steps
 
 
-def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str]) -> list[Step]:
+def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str], *,
+         ssh_port: int = 22) -> list[Step]:
     """Everything one host needs, in order; [] when it already matches.
 
     ``local_ids`` are the controller's image ids for pushed images: after a
@@ -106,4 +107,5 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
     steps += network_steps(inventory, facts, inventory.timeouts.command)
     after_push = {**facts.images, **local_ids}
     steps += container_steps(facts, wanted, after_push, inventory.timeouts.command)
+    steps += firewall.steps(inventory, facts, [p for w in wanted for p in w.host_ports], ssh_port)
     return steps

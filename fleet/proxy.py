@@ -67,6 +67,14 @@ def name_problem(inventory: Inventory, host: Host) -> str | None:
     return None
 
 
+def warnings(inventory: Inventory) -> list[str]:
+    """What a teacher must hear before running seats this way."""
+    if inventory.model.tls.mode == "off":
+        return ["tls: off serves every seat over plain HTTP: anyone on the same network (a cafe or "
+                "conference Wi-Fi) can read the students' tokens, passwords and work. Use tls: internal."]
+    return []
+
+
 def caddyfile(inventory: Inventory, host: Host, seats: list[Seat]) -> str:
     """The whole Caddyfile of one host (pure; tested as text)."""
     tls = inventory.model.tls

@@ -25,11 +25,13 @@ Every wait is bounded:
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
 import shlex
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -44,6 +46,10 @@ from fleet.errors import HostError
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
 from fleet.steps import PushImage, Run, Step, Upload
+
+# paramiko logs socket errors itself; without a handler Python would print them
+# as stray lines. Errors reach the user once, as the host's one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 SUDO_PASSWORDLESS = ("sudo", "-n", "--")
 SUDO_WITH_PASSWORD = ("sudo", "-S", "-k", "-p", "", "--")  # password read from stdin, never argv
@@ -127,7 +133,7 @@ class Remote:
         self.progress = progress
         self.round_trips = 0
         self._sock: socket.socket | None = None
-        self._heard = 0.0
+        self._heard = self._lost = 0.0
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
         if host.key:
             kwargs["key_filename"] = [host.key]
@@ -297,7 +303,9 @@ class Remote:
             raise HostError(f"the SSH connection to {self.host.id} was lost")
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
-        self._heard, self._err_seen, self._said = time.monotonic(), 0, set()
+        self._heard, self._lost, self._err_seen, self._said = time.monotonic(), 0.0, 0, set()
+        done = threading.Event()
+        threading.Thread(target=self._watch, args=(transport, done), name="fleet-watch", daemon=True).start()
         chan = None
         try:
             chan = transport.open_session(timeout=min(timeout, 30))
@@ -305,10 +313,10 @@ class Remote:
             if preamble:
                 chan.sendall(preamble)
             for chunk in chunks:  # an empty chunk means "nothing to send yet": keep time
-                self._tick(transport, deadline, title)
+                self._tick(deadline, title)
                 view = memoryview(chunk)
                 while view and not chan.exit_status_ready():
-                    self._tick(transport, deadline, title)
+                    self._tick(deadline, title)
                     if chan.send_ready():
                         view = view[chan.send(view[:CHUNK]):]
                         self._heard = time.monotonic()  # the host took data: it is alive
@@ -317,7 +325,7 @@ class Remote:
                     self._drain(chan, out, err)
             chan.shutdown_write()
             while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():
-                self._tick(transport, deadline, title)
+                self._tick(deadline, title)
                 select.select([chan], [], [], 0.5)
                 self._drain(chan, out, err)
             status = chan.recv_exit_status()
@@ -325,39 +333,57 @@ class Remote:
             raise HostError(f"{title}: gave up after its timeout of {timeout} s "
                             "(it may still be running on the host)") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
-            if STOP.aborted.is_set():
-                raise Interrupted(f"interrupted ({STOP.signal}) during: {title}") from None
-            raise HostError(f"the SSH connection to {self.host.id} broke during: {title} ({e or type(e).__name__})") from None
+            raise self._gone(title, e) from None
         finally:
+            done.set()
             if chan is not None:
-                chan.close()
+                try:
+                    chan.close()
+                except Exception:  # noqa: BLE001 - the connection is already gone; the error above says why
+                    pass
         if status == -1 and not transport.is_active():  # the channel was closed under us, not by the command
-            if STOP.aborted.is_set():
-                raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
-            raise HostError(f"the SSH connection to {self.host.id} broke during: {title}")
+            raise self._gone(title)
         return Result(status, out.decode(errors="replace"), err.decode(errors="replace"))
 
-    def _tick(self, transport: paramiko.Transport, deadline: float, title: str) -> None:
-        """Between two reads: stop when asked, time out, and notice a host that went silent."""
+    def _gone(self, title: str, cause: BaseException | None = None) -> HostError:
+        """Why the connection ended under a command, as the error to raise."""
         if STOP.aborted.is_set():
-            raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
-        now = time.monotonic()
-        if now > deadline:
-            raise TimeoutError
-        if now - self._heard > KEEPALIVE:
-            if not self._ping(transport):
-                silent = time.monotonic() - self._heard
-                transport.close()
-                if STOP.aborted.is_set():
-                    raise Interrupted(f"interrupted ({STOP.signal}) during: {title}")
-                raise HostError(
-                    f"lost contact with {self.host.id}: no answer for {silent:.0f} s during: {title} "
-                    "(network down or server stopped?); run again once it is back"
-                )
-            self._heard = time.monotonic()
+            return Interrupted(f"interrupted ({STOP.signal}) during: {title}")
+        if self._lost:
+            return HostError(
+                f"lost contact with {self.host.id}: no answer for {self._lost:.0f} s during: {title} "
+                "(network down or server stopped?); run again once it is back"
+            )
+        detail = f" ({str(cause) or type(cause).__name__})" if cause is not None else ""
+        return HostError(f"the SSH connection to {self.host.id} broke during: {title}{detail}")
 
-    def _ping(self, transport: paramiko.Transport) -> bool:
-        """One SSH keepalive that the server must answer (OpenSSH's ServerAliveInterval does the same)."""
+    def _tick(self, deadline: float, title: str) -> None:
+        """Between two reads or writes: stop when asked or when the watch gave up, and time out."""
+        if STOP.aborted.is_set() or self._lost:
+            raise self._gone(title)
+        if time.monotonic() > deadline:
+            raise TimeoutError
+
+    def _watch(self, transport: paramiko.Transport, done: threading.Event) -> None:
+        """Beside each command: after KEEPALIVE s without a sign of life, ask the host; close the
+        connection if it does not answer, which ends whatever the command's thread is blocked in."""
+        while not done.wait(0.5):
+            if time.monotonic() - self._heard <= KEEPALIVE:
+                continue
+            if self._ping(transport, done):
+                self._heard = time.monotonic()
+                continue
+            if not done.is_set():
+                self._lost = time.monotonic() - self._heard
+                transport.close()
+            return
+
+    def _ping(self, transport: paramiko.Transport, done: threading.Event) -> bool:
+        """One SSH keepalive that the server must answer (OpenSSH's ServerAliveInterval does the same).
+
+        On a slow uplink the keepalive may queue behind megabytes of an image
+        being sent; as long as TCP still sees acknowledgements, keep waiting.
+        """
         answered = threading.Event()
 
         def ask() -> None:
@@ -370,10 +396,24 @@ class Remote:
 
         threading.Thread(target=ask, name="fleet-keepalive", daemon=True).start()
         end = time.monotonic() + self.connect_timeout
-        while time.monotonic() < end and not STOP.aborted.is_set():
-            if answered.wait(0.2):
-                return True
-        return False
+        while not answered.wait(0.2):
+            if done.is_set() or STOP.aborted.is_set():
+                return True  # not ours to judge any more
+            if time.monotonic() > end:
+                if not self._acked_within(self.connect_timeout):
+                    return False
+                end = time.monotonic() + 1
+        return True
+
+    def _acked_within(self, seconds: float) -> bool:
+        """Did TCP receive an acknowledgement from the host in the last ``seconds``? (Linux; else False.)"""
+        if self._sock is None or not hasattr(socket, "TCP_INFO"):
+            return False
+        try:
+            info = self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            return struct.unpack_from("I", info, 56)[0] < seconds * 1000  # tcpi_last_ack_recv, ms
+        except (OSError, struct.error):
+            return False
 
     def _drain(self, chan: paramiko.Channel, out: bytearray, err: bytearray) -> None:
         got = False

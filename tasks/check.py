@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fabric import task
 
-from fleet import inventory
+from fleet import inventory, proxy
 from fleet.seats import expand
 from tasks.common import HOSTS_HELP, cli
 
@@ -13,6 +13,8 @@ def check(c, hosts):
     """Validate the inventory offline; touches no network. Exit status 2 on errors."""
     inv = inventory.load(hosts)
     seats = expand(inv)
+    for warning in proxy.warnings(inv):
+        print(f"WARNING: {warning}")
     print(f"{hosts}: ok. Fleet {inv.name!r}: {inv.server_count} hosts x {len(seats)} seats "
           f"= {inv.server_count * len(seats)} seats in all"
           + (f"; roster of {len(inv.roster.names)} students" if inv.roster else ""))

@@ -21,9 +21,9 @@ def teardown(c, hosts, yes=False):
     """
     s = session(c, hosts)
     cloud = droplets.survey(s) if droplets.has_droplets(s.inventory, s.state.data) else None
-    what = f"Fleet {s.inventory.name!r}: remove every seat on {len(s.inventory.hosts)} hosts"
-    if cloud:
-        what += f"\n{cloud.describe()}"
+    what = "\n".join([f"Fleet {s.inventory.name!r}:"]
+                     + ([f"remove every seat on {len(s.inventory.hosts)} hosts"] if s.inventory.hosts else [])
+                     + ([cloud.describe()] if cloud else []))
     if not confirmer(yes, "teardown")(what, f"Remove every seat of fleet {s.inventory.name!r}"
                                             + (" and destroy its droplets" if cloud else "") + "? [y/N] "):
         raise Exit("fleet: nothing removed", code=1)

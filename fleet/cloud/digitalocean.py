@@ -274,7 +274,7 @@ class Client:
             if decision.wait is None:
                 raise CloudError(f"DigitalOcean API {what}: {detail}; {decision.reason}. Nothing more was sent; "
                                  "run the same command again later")
-            self.progress(f"DigitalOcean API {what}: {detail}: {decision.reason}")
+            self.progress(f"DigitalOcean API {what}: {detail}; {decision.reason}")
             if status == 429:
                 waited += decision.wait
             self.sleep(decision.wait)
@@ -362,7 +362,7 @@ def _api_error(response: requests.Response) -> str:
     """``STATUS id: message`` from the API's error body, without echoing anything else."""
     try:
         body = response.json()
-        return f"{response.status_code} {body.get('id', '')}: {body.get('message', '')}".strip()
+        return f"{response.status_code} {body.get('id', '')} ({body.get('message', '')})"
     except (ValueError, AttributeError):
         return f"{response.status_code} {response.reason or ''}".strip()
 

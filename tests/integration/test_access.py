@@ -7,7 +7,9 @@ would on the console; fleet itself only ever talks SSH to the host.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -94,3 +96,29 @@ def test_changed_host_key_is_refused_until_accepted(inventory_for, state, host, 
     assert json.loads((state / "access.json").read_text())["host_keys"] != pinned
     again = fab("status", "--hosts", str(inv), cwd=state, state_dir=state)
     assert again.returncode == 0, again.stdout
+
+
+def test_firewall_leaves_ssh_and_seats_open_and_the_rest_closed(inventory_for, state, host, keypair):
+    inv = inventory_for("teacher")
+    inv.write_text(inv.read_text() + "firewall: true\n")
+    admin(host, "nohup python3 -m http.server 9999 >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 20
+    while not _port_open(host.address, 9999) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _port_open(host.address, 9999)
+    out = fab("provision", "--hosts", str(inv), cwd=state, state_dir=state)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "firewall (ufw): allow SSH (22) and ports 9000, deny the rest" in out.stderr
+    assert not _port_open(host.address, 9999), "a port nobody asked for still answers"
+    assert _port_open(host.address, 9000) and _port_open(host.address, 22)
+    assert "Status: active" in ssh(host, keypair[0], "ufw status")
+    again = fab("provision", "--hosts", str(inv), cwd=state, state_dir=state)
+    assert again.returncode == 0 and "(0 changed)" in again.stdout, again.stdout + again.stderr
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=3):
+            return True
+    except OSError:
+        return False

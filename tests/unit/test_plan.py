@@ -218,3 +218,26 @@ def test_tls_converged_host_gets_no_steps(inv_tls):
     f = matching(facts.parse(PROBE), inv_tls)
     ids = {"fleet-jupyter:test": IMAGE_ID, "fleet-caddy:test": "sha256:fleet-caddy:test"}
     assert plan.plan(inv_tls, f, wanted(inv_tls), ids) == []
+
+
+@pytest.fixture
+def inv_fw(tmp_path):
+    p = tmp_path / "fw.yml"
+    p.write_text(INVENTORY + "firewall: true\n")
+    return inventory.load(p)
+
+
+def test_firewall_opens_ssh_and_seat_ports_once(inv_fw, converged):
+    ids = {"fleet-jupyter:test": IMAGE_ID}
+    steps = plan.plan(inv_fw, converged, wanted(inv_fw), ids, ssh_port=2222)
+    assert titles(steps) == ["install ufw", "firewall (ufw): allow SSH (2222) and ports 8000, 8001, deny the rest",
+                             "record the ports fleet opened"]
+    assert steps[1].argv[4:] == ("itest", "2222", "", "8000", "8001")
+    done = dataclasses.replace(converged, firewall_tool="ufw", firewall_active=True, firewall_ports=(8000, 8001))
+    assert plan.plan(inv_fw, done, wanted(inv_fw), ids, ssh_port=2222) == []
+    # a seat fewer: the old port list goes along, so the script closes 8001
+    old = dataclasses.replace(done, firewall_ports=(8000, 8001, 8002))
+    assert plan.plan(inv_fw, old, wanted(inv_fw), ids)[0].argv[4:] == ("itest", "22", "8000 8001 8002", "8000", "8001")
+    rhel = dataclasses.replace(converged, package_manager="dnf")
+    assert titles(plan.plan(inv_fw, rhel, wanted(inv_fw), ids))[:2] == [
+        "install firewalld", "firewall (firewalld): allow SSH (22) and ports 8000, 8001, deny the rest"]
