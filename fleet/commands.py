@@ -37,6 +37,8 @@ def seat_args(seat: Seat, network: str, *, publish: bool) -> list[str]:
         args += ["--cpuset-cpus", s.cpuset]
     if publish:
         args += ["--publish", f"{seat.host_port}:{s.container_port}"]
+    if s.work_dir:  # the students' files outlive the container: restarts, resets and upgrades keep them
+        args += ["--volume", f"{seat.volume}:{s.work_dir}"]
     return [*args, "--env-file", seat.env_path]
 
 

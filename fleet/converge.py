@@ -6,13 +6,18 @@ is probed once, planned purely, and acted on over its one connection.
 """
 from __future__ import annotations
 
+import json
+import os
+import resource
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet import commands, desired, droplets, proxy, recover
+from fleet import commands, desired, droplets, proxy, recover, usage
 from fleet import facts as facts_mod
 from fleet import plan as plan_mod
+from fleet import relay as relay_mod
 from fleet.desired import Wanted
 from fleet.errors import HostError, InputError
 from fleet.facts import Facts
@@ -21,7 +26,7 @@ from fleet.runner import Outcome, fan_out
 from fleet.seats import expand, new_secret
 from fleet.ssh import HostKeys, Remote, local_image_id
 from fleet.state import State, path_for
-from fleet.steps import Run, Step
+from fleet.steps import PushImage, Run, Step
 
 Progress = Callable[[str], None]
 
@@ -34,6 +39,9 @@ class SeatReport:
     url: str
     state: str  # running | exited | ... | missing
     restarts: int = 0
+    health: str = ""  # status only: does the seat answer at its URL
+    cpu: str = ""  # status only: CPU % (100% = one core)
+    memory: str = ""  # status only: used / limit
 
 
 @dataclass
@@ -46,6 +54,7 @@ class HostReport:
     seconds: float = 0.0
     round_trips: int = 0
     removed: list[str] = field(default_factory=list)
+    usage: str = ""  # status only: load, memory and disk of the host
 
 
 class Session:
@@ -59,6 +68,7 @@ class Session:
         self.sudo_password = sudo_password
         self.progress = progress or (lambda line: None)
         self.unusable: set[str] = set()  # droplet addresses this run found unusable and left alone
+        self.opened: list[Remote] = []  # every connection of this command, for its counts (stats())
 
     @property
     def hosts(self) -> tuple[Host, ...]:
@@ -79,14 +89,42 @@ class Session:
     def connect(self, host: Host) -> Remote:
         remote = Remote(host, self.keys, connect_timeout=self.inventory.timeouts.connect,
                         sudo_password=self.sudo_password, progress=self.progress)
+        with self.keys.lock:
+            self.opened.append(remote)
         self._save_pins()
         return remote
+
+    def stats(self) -> dict:
+        """SSH connections, round trips and image bytes sent from this computer, per host."""
+        hosts: dict[str, dict[str, int]] = {}
+        for r in list(self.opened):
+            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0})
+            h["connections"] += 1
+            h["round_trips"] += r.round_trips
+            h["pushed_bytes"] += r.pushed_bytes
+        return {"hosts": hosts, "pushed_bytes": sum(h["pushed_bytes"] for h in hosts.values()),
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
     def _save_pins(self) -> None:
         with self.keys.lock, self.state.lock:
             if self.state.data["host_keys"] != self.keys.pinned:
                 self.state.data["host_keys"] = dict(self.keys.pinned)
                 self.state.save()
+
+    def trust(self, host: Host) -> ssl.SSLContext:
+        """How this computer checks a seat's certificate: the host's proxy authority when the state has it.
+
+        Without it (tls: internal before the first provision finished) the
+        certificate is not checked: this context only asks whether a seat answers.
+        """
+        pem = self.state.data.get("proxy_ca", {}).get(host.id)
+        if pem:
+            context = ssl.create_default_context(cadata=pem)
+        elif self.inventory.model.tls.mode == "internal":
+            context = ssl._create_unverified_context()  # noqa: S323 - health only, never credentials
+        else:
+            context = ssl.create_default_context()
+        return context
 
     def gather(self, remote: Remote, images: list[str]) -> Facts:
         step = facts_mod.probe(self.inventory.name, images, self.inventory.timeouts.command)
@@ -125,43 +163,56 @@ def local_ids(inventory: Inventory) -> dict[str, str]:
         raise InputError(str(e)) from None
 
 
-def provision(session: Session, *, dry_run: bool = False,
-              confirm: droplets.Confirm | None = None) -> list[Outcome[Host, HostReport]]:
+def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Confirm | None = None,
+              hosts: tuple[Host, ...] | None = None, only: set[str] | None = None,
+              prepare: Callable[[Host, Remote], None] | None = None) -> list[Outcome[Host, HostReport]]:
     """Bring every host to the inventory; with dry_run, only probe and plan.
 
     With a digitalocean block, the droplets are created or adopted first
     (``confirm`` is asked before any is created or destroyed) and join the
     hosts; a droplet that never became usable is a failed row of its own.
     The dry run looks only at the droplets the state already knows.
+
+    For the classroom tasks: ``hosts`` limits the run to those hosts (no
+    droplet is created or destroyed), ``only`` to those containers (others
+    are left as they are, even if their spec changed), and ``prepare`` acts
+    on each host's connection before its facts are gathered.
     """
     inv = session.inventory
     for warning in proxy.warnings(inv):
         session.progress(f"WARNING: {warning}")
     ids = local_ids(inv)
     failed_droplets: list[Outcome[Host, HostReport]] = []
-    if inv.model.digitalocean is not None and not dry_run:
+    if inv.model.digitalocean is not None and not dry_run and hosts is None:
         failed_droplets = droplets.ensure(session, confirm or droplets.refuse)
-    wanted = {h.id: session.wanted(h) for h in session.hosts}
+    hosts = session.hosts if hosts is None else hosts
+    wanted = {h.id: session.wanted(h) for h in hosts}
     session.state.save()  # credentials exist locally before any host can hold them
+    relay = relay_mod.Relay(session, ids, hosts)  # push: true sends each image out of this computer once
 
     def work(host: Host) -> HostReport:
         started = time.monotonic()
         problem = proxy.name_problem(inv, host)
         if problem:
             raise HostError(problem)
-        with session.connect(host) as remote:
+        with relay.connect(host) as remote:
             report = HostReport(host)
+            if prepare:
+                prepare(host, remote)
             images = plan_mod.images_of(wanted[host.id])
             facts = session.gather(remote, images)
             if recover.adopt_credentials(session.state, remote, host.id, facts, wanted[host.id],
                                          inv.timeouts.command, session.progress):
                 wanted[host.id] = session.wanted(host)  # the seats' own credentials, read back from the host
             report.os, report.docker = facts.os_name, facts.docker_state
-            report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids, ssh_port=host.port)
+            report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids, ssh_port=host.port, only=only)
             if not dry_run and report.steps:
                 for step in report.steps:
                     session.progress(f"  {host.id}: {step.title}")
-                    remote.apply(step)
+                    if isinstance(step, PushImage):
+                        relay.deliver(step, host, remote)
+                    else:
+                        remote.apply(step)
                 before, facts = facts, session.gather(remote, images)
                 if recover.started_seats(report.steps):  # a seat that exits at once looks fine for a moment
                     recover.settle()
@@ -183,28 +234,55 @@ def provision(session: Session, *, dry_run: bool = False,
                                 + " after provisioning; see `docker logs` on the host")
         return report
 
-    return session.fan_out(work) + failed_droplets
+    try:
+        outcomes = session.fan_out(work, hosts) + failed_droplets
+    finally:
+        relay.close()
+        if os.environ.get("FLEET_STATS"):  # benchmarks/: counts of this run, as JSON
+            with open(os.environ["FLEET_STATS"], "w") as f:
+                json.dump({**session.stats(), **relay.stats()}, f, indent=1)
+    return outcomes
 
 
 def status(session: Session) -> list[Outcome[Host, HostReport]]:
-    """Probe every host once and report each seat's container state."""
+    """Each seat's container state, restarts, health at its URL, CPU and memory; each host's load, memory, disk.
+
+    Two round trips per host (facts, then docker stats), and one HTTP request
+    per seat from this computer, each bounded by a timeout so that a dead host
+    or seat shows as such instead of stalling the table.
+    """
+    inv = session.inventory
+
     def work(host: Host) -> HostReport:
         with session.connect(host) as remote:
             facts = session.gather(remote, [])
-            report = HostReport(host, os=facts.os_name, docker=facts.docker_state)
-            report.seats = seat_reports(session.inventory, host, facts, session.wanted(host))
+            step = usage.command(inv.name, inv.timeouts.command)
+            measured = usage.parse(remote.apply(step).stdout)
+            report = HostReport(host, os=facts.os_name, docker=facts.docker_state, usage=measured.summary())
+            wanted = session.wanted(host)
+            report.seats = seat_reports(inv, host, facts, wanted)
             extra = sorted(set(facts.containers) - {s.container for s in report.seats})
             report.seats += [SeatReport(n, facts.containers[n].labels.get("fleet.service", "?"), 0, "",
                                         f"{facts.containers[n].state} (not in inventory)") for n in extra]
             report.round_trips = remote.round_trips
+        context = session.trust(host)
+        for seat in report.seats:
+            u = measured.seats.get(seat.container)
+            if u:
+                seat.cpu = f"{u.cpu_percent:.1f}%"
+                seat.memory = f"{usage.human(u.memory)} / {usage.human(u.limit)}"
+            if seat.url:
+                path = "api/status" if seat.service in {s.name for s in inv.services if s.kind == "jupyter"} else ""
+                seat.health = usage.health(seat.url + path, context)
         return report
 
     return session.fan_out(work)
 
 
-def teardown(session: Session) -> list[Outcome[Host, HostReport]]:
-    """Remove every container the fleet labelled on each host, and their env files.
+def teardown(session: Session, *, keep_work: bool = False) -> list[Outcome[Host, HostReport]]:
+    """Remove every container the fleet labelled on each host, their env files, network and volumes.
 
+    The students' files (a volume per seat) go too unless ``keep_work``.
     Docker itself and the images stay installed: they cost nothing when idle
     and make a re-provision fast. The seats' credentials are dropped from the
     state, so a new fleet gets new ones.
@@ -220,7 +298,11 @@ def teardown(session: Session) -> list[Outcome[Host, HostReport]]:
                 report.removed.append(container)
             remote.apply(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), timeout))
             remote.apply(Run("remove the seat network", commands.network_remove(desired.network_name(name)), timeout))
-            remote.apply(Run("remove the proxy's volumes", commands.volume_remove(*desired.volumes(name)), timeout))
+            volumes = desired.volumes(name)
+            if not keep_work:
+                seats = {c for c, f in facts.containers.items() if "fleet.seat" in f.labels}
+                volumes += sorted({f"{c}-work" for c in seats} | {s.volume for s in expand(session.inventory)})
+            remote.apply(Run("remove the fleet's volumes", commands.volume_remove(*volumes), timeout))
             report.round_trips = remote.round_trips
         session.state.forget_host(host.id)
         session.state.save()

@@ -171,36 +171,42 @@ def remember(session: Session, droplets: Iterable[Droplet]) -> None:
     address belonged to an older machine (the cloud reuses addresses): it is
     dropped, so the new droplet's key is pinned on first contact.
     """
-    state = session.state
+    state, new_addresses = session.state, []
     with state.lock:
         records = _section(state.data)["droplets"]
         for d in droplets:
             rec = records.setdefault(str(d.id), {"name": d.name, "address": None, "ready": False})
             if d.public_ipv4 and rec.get("address") != d.public_ipv4:
-                _forget_address(session, d.public_ipv4)
+                new_addresses.append(d.public_ipv4)
                 rec["address"], rec["ready"] = d.public_ipv4, False
         state.save()
+    _unpin(session, new_addresses)
 
 
 def forget(session: Session, droplet_ids: Iterable[int]) -> None:
     """Drop destroyed droplets from the state, with their seats' credentials and host key pins."""
-    state = session.state
+    state, gone_addresses = session.state, []
     with state.lock:
         records = _section(state.data)["droplets"]
         for i in droplet_ids:
             rec = records.pop(str(i), None)
             if rec and rec.get("address"):
-                _forget_address(session, rec["address"])
+                gone_addresses.append(rec["address"])
                 state.forget_host(rec["address"])
         state.save()
+    _unpin(session, gone_addresses)
 
 
-def _forget_address(session: Session, address: str) -> None:
-    name = known_hosts_name(Host(address=address, user="root", port=SSH_PORT, key=None))
-    with session.keys.lock:
-        session.keys.pinned.pop(name, None)
-    with session.state.lock:
-        session.state.data["host_keys"].pop(name, None)
+def _unpin(session: Session, addresses: list[str]) -> None:
+    """Drop the host keys pinned for these addresses (locks taken keys first, as Session does)."""
+    if not addresses:
+        return
+    names = {known_hosts_name(Host(address=a, user="root", port=SSH_PORT, key=None)) for a in addresses}
+    with session.keys.lock, session.state.lock:
+        for name in names:
+            session.keys.pinned.pop(name, None)
+            session.state.data["host_keys"].pop(name, None)
+        session.state.save()
 
 
 def _mark_ready(session: Session, droplet_id: int) -> None:
@@ -343,6 +349,9 @@ def create(session: Session, client: Client, names: Sequence[str], key_id: int) 
         try:
             got = client.create_droplets(batch, region=do.region, size=do.size, image=do.image,
                                          ssh_keys=[key_id], tags=[tag])
+            if not got:
+                raise CloudError(f"DigitalOcean accepted the create request for {', '.join(batch)} "
+                                 "but returned no droplet")
         except Uncertain as e:
             lost += 1
             if lost > CREATE_TRIES:
@@ -352,8 +361,6 @@ def create(session: Session, client: Client, names: Sequence[str], key_id: int) 
             time.sleep(POLL * lost)
             got = [d for d in client.droplets(tag) if d.name in batch]
         remember(session, got)
-        if not got and lost == 0:
-            raise CloudError(f"DigitalOcean accepted the create request for {', '.join(batch)} but returned no droplet")
         made += got
         done = {d.name for d in got}
         pending = [n for n in pending if n not in done]

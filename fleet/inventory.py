@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
+import reprlib
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,19 +36,36 @@ MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)(?:i?b)?$", re.IGNORECASE)
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-KIND_DEFAULTS = {  # container port, env variable that receives the seat's secret, login user
-    "jupyter": (8888, "JUPYTER_TOKEN", ""),
-    "rstudio": (8787, "PASSWORD", "rstudio"),
-    "generic": (None, None, ""),
+class Kind(NamedTuple):
+    """What fleet knows about a kind of server image."""
+
+    port: int | None  # the port it listens on inside the container
+    secret_env: str | None  # the variable that receives the seat's generated secret
+    login_user: str  # the user name students log in with ("" when the secret alone logs in)
+    workdir: str | None  # the students' files: kept in a volume per seat
+    exec_user: str  # who owns those files ("" = the image's own USER)
+
+
+KIND_DEFAULTS = {
+    # docker-stacks images run as jovyan (uid 1000) with their home as the notebook root
+    "jupyter": Kind(8888, "JUPYTER_TOKEN", "", "/home/jovyan", ""),
+    # rocker images run as root and serve the home of user rstudio
+    "rstudio": Kind(8787, "PASSWORD", "rstudio", "/home/rstudio", "rstudio"),
+    "generic": Kind(None, None, "", None, ""),
 }
 
 
-def parse_memory(text: str) -> int:
+def parse_size(text: str) -> int:
     """'512m', '2g', '1.5GiB' → bytes (Docker's units: powers of 1024)."""
     m = MEMORY_RE.match(text.strip())
     if not m:
-        raise ValueError(f"{text!r} is not a memory size; write a number with a unit, e.g. 512m or 2g")
-    value = int(float(m.group(1)) * UNITS[m.group(2).lower()])
+        raise ValueError(f"{text!r} is not a size; write a number with a unit, e.g. 512m or 2g")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def parse_memory(text: str) -> int:
+    """A container's memory limit: a size, at least Docker's minimum."""
+    value = parse_size(text)
     if value < 6 * 1024**2:
         raise ValueError(f"{text!r} is below Docker's minimum of 6m")
     return value
@@ -216,6 +237,8 @@ class Service(Model):
     env: dict[str, str] = {}
     push: bool = False
     secret_env: str | None = None
+    workdir: str | None = None  # the students' files (a volume per seat); default per kind
+    user: str | None = None  # who owns them inside the container; default per kind
 
     @field_validator("name")
     @classmethod
@@ -252,7 +275,19 @@ class Service(Model):
                 raise ValueError(f"{key}: a value must be text, not a {type(value).__name__}; write it on one line")
             if isinstance(value, str) and ("\n" in value or "\r" in value or "\0" in value):
                 raise ValueError(f"{key}: a value cannot hold a line break or NUL (Docker env files are one line per variable)")
+            if any(unicodedata.category(ch) in ("Cc", "Cs") and ch != "\t" for ch in value):
+                raise ValueError(f"{key}: a value cannot hold control characters or broken Unicode "
+                                 "(Docker env files are UTF-8 text)")
         return v
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or ":" in v or "\n" in v or v.rstrip("/") == ""):
+            raise ValueError(f"{v!r} is not an absolute folder inside the container, e.g. /home/jovyan/work")
+        return v
+
+    _user = field_validator("user")(lambda v: _check_user(v) if v else v)
 
     @field_validator("secret_env")
     @classmethod
@@ -263,7 +298,7 @@ class Service(Model):
 
     @model_validator(mode="after")
     def _kind_rules(self) -> Service:
-        default_port, default_secret, _ = KIND_DEFAULTS[self.kind]
+        default_port, default_secret = KIND_DEFAULTS[self.kind][:2]
         if self.port is None and default_port is None:
             raise ValueError("a generic service needs `port:` (the port the server listens on inside the container)")
         if self.kind == "generic" and not self.secret_env:
@@ -289,7 +324,15 @@ class Service(Model):
 
     @property
     def login_user(self) -> str:
-        return KIND_DEFAULTS[self.kind][2]
+        return KIND_DEFAULTS[self.kind].login_user
+
+    @property
+    def work_dir(self) -> str | None:
+        return self.workdir or KIND_DEFAULTS[self.kind].workdir
+
+    @property
+    def exec_user(self) -> str:
+        return self.user if self.user is not None else KIND_DEFAULTS[self.kind].exec_user
 
     @property
     def memory_bytes(self) -> int | None:
@@ -453,8 +496,9 @@ def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int], dict[Path_, s
     no more than its text; duplicate keys are refused (YAML keeps the last one
     silently).
     """
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
         node = loader.get_single_node()
         if node is None:
             raise InputError("the file is empty; see inventories/lab.yml for an example", file=file)
@@ -492,12 +536,16 @@ def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int], dict[Path_, s
         raise InputError(
             f"not valid YAML: {e.problem or e.context}", file=file, line=mark.line + 1 if mark else None
         ) from None
+    except yaml.reader.ReaderError as e:
+        raise InputError(f"character U+{e.character:04X} is not allowed in YAML text; remove it (or write it as an "
+                         "escape inside double quotes)", file=file, line=text.count("\n", 0, e.position) + 1) from None
     except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML: {e}", file=file) from None
+        raise InputError(f"not valid YAML: {' '.join(str(e).split())}", file=file) from None
     except RecursionError:
         raise InputError("the YAML is nested too deeply", file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines, texts
 
 
@@ -561,7 +609,13 @@ def _fields_at(path: Path_) -> list[str]:
     return list(model.model_fields)
 
 
+_QUOTE = reprlib.Repr()  # quotes of the input stay short, whatever its size or depth
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother = 2, 80, 80
+_QUOTE.maxlist = _QUOTE.maxdict = _QUOTE.maxtuple = _QUOTE.maxset = 4
+
+
 def _message(err: dict) -> str:
+    err = {**err, "input": _Quoted(_QUOTE.repr(err.get("input")))}
     kind, loc = err["type"], err["loc"]
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1])
@@ -599,12 +653,57 @@ def _loc(err: dict) -> Path_:
     return tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
 
 
+class _Quoted(str):
+    """A bounded quote of the input: its repr is itself (the messages below use !r)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _read_at_most(path: Path, limit: int, file: str) -> bytes:
+    """At most ``limit`` bytes of a regular file: never all of a huge one, never waiting on a pipe or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError("not a regular file; give the path of the inventory's YAML file", file=file)
+        chunks, size = [], 0
+        while size < limit and (chunk := os.read(fd, limit - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+YAML11_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
+YAML11_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+
+
+def _refuse_yaml11_numbers(data: Any, lines: dict[Path_, int], texts: dict[Path_, str], file: str) -> None:
+    """YAML 1.1 reads ``0755`` as 493 and ``1:30`` as 90: refuse such a number instead of using a surprise."""
+    for path, text in texts.items():
+        kind = "octal" if YAML11_OCTAL.match(text) else "sexagesimal (base 60)" if YAML11_SEXAGESIMAL.match(text) else None
+        if kind is None:
+            continue
+        value: Any = data
+        try:
+            for p in path:
+                value = value[p]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise InputError(
+                f"`{text}` is read by YAML as the {kind} number {value}; write the number you mean without "
+                "a leading 0 or colon (or quote it if it is text)",
+                file=file, line=_line_for(lines, path), field=_dotted(path))
+
+
 def load(path: str | Path) -> Inventory:
     """Read and validate an inventory file, or raise InputError naming the spot."""
     path = Path(path)
     file = str(path)
     try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
+        raw = _read_at_most(path, MAX_FILE_BYTES + 1, file)
     except FileNotFoundError:
         raise InputError("no such file; copy inventories/lab.yml and edit it", file=file) from None
     except OSError as e:
@@ -621,6 +720,7 @@ def load(path: str | Path) -> Inventory:
         raise InputError("the top level must be a mapping (name:, hosts:, services:, ...)", file=file, line=1)
     _env_as_written(data, texts)
     _roster_as_written(data, texts)
+    _refuse_yaml11_numbers(data, lines, texts, file)
     _refuse_tokens(data, lines, texts, file)
     try:
         model = InventoryModel.model_validate(data)
@@ -744,6 +844,7 @@ def _resolve_hosts(model: InventoryModel, path: Path, lines: dict[Path_, int]) -
 def _check_ports(model: InventoryModel, lines: dict[Path_, int], file: str) -> None:
     """Every seat of every service gets its own host port on each host."""
     names: dict[str, int] = {}
+    owner: dict[int, int] = {}
     ssh_ports = {model.ssh.port} | {h.port for h in model.hosts if h.port} | ({22} if model.digitalocean else set())
     reserved = {port: "the SSH port" for port in ssh_ports}
     if model.tls.mode in ("sslip", "acme"):
@@ -761,11 +862,14 @@ def _check_ports(model: InventoryModel, lines: dict[Path_, int], file: str) -> N
                 "pick another `publish`",
                 file=file, line=_line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
             )
-        for other in model.services[:i]:
-            overlap = set(svc.host_ports) & set(other.host_ports)
-            if overlap:
-                raise InputError(
-                    f"seat ports {svc.publish}-{svc.host_ports[-1]} overlap those of service {other.name!r} "
-                    f"({other.publish}-{other.host_ports[-1]}); start this one at {other.host_ports[-1] + 1} or later",
-                    file=file, line=_line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
-                )
+        # which earlier service owns each port: linear in the ports, where comparing every pair of
+        # services took minutes for a file of thousands of services
+        overlapping = {owner[p] for p in svc.host_ports if p in owner}
+        if overlapping:
+            other = model.services[min(overlapping)]
+            raise InputError(
+                f"seat ports {svc.publish}-{svc.host_ports[-1]} overlap those of service {other.name!r} "
+                f"({other.publish}-{other.host_ports[-1]}); start this one at {other.host_ports[-1] + 1} or later",
+                file=file, line=_line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
+            )
+        owner.update(dict.fromkeys(svc.host_ports, i))

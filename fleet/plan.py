@@ -66,19 +66,25 @@ def network_steps(inventory: Inventory, facts: Facts, timeout: int) -> list[Step
     return [Run(f"create the private seat network {name}", commands.network_create(name, inventory.name), timeout)]
 
 
-def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str], timeout: int) -> list[Step]:
-    """Remove what is no longer wanted, replace what changed, start what stopped, run what is missing."""
+def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str], timeout: int,
+                    only: set[str] | None = None) -> list[Step]:
+    """Remove what is no longer wanted, replace what changed, start what stopped, run what is missing.
+
+    With ``only``, just those containers are touched (a reset, a batch of an upgrade).
+    """
     steps: list[Step] = []
 
     def run(title: str, argv: tuple[str, ...]) -> Run:
         return Run(title, argv, timeout)
 
-    names = {w.name for w in wanted}
-    for name in sorted(set(facts.containers) - names):
+    unwanted = sorted(set(facts.containers) - {w.name for w in wanted}) if only is None else []
+    for name in unwanted:
         steps.append(run(f"remove {name} (no longer in the inventory)", commands.remove(name)))
         fleet = facts.containers[name].labels.get("fleet.name", "")
         steps.append(run(f"remove env file of {name}", commands.remove_files(f"/etc/fleet/{fleet}/{name}.env")))
     for w in wanted:
+        if only is not None and w.name not in only:
+            continue
         have = facts.containers.get(w.name)
         image_id = image_ids.get(w.image, "")
         if have and have.labels.get("fleet.spec") == w.spec and (not image_id or have.image_id == image_id):
@@ -94,7 +100,7 @@ def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str
 
 
 def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str], *,
-         ssh_port: int = 22) -> list[Step]:
+         ssh_port: int = 22, only: set[str] | None = None) -> list[Step]:
     """Everything one host needs, in order; [] when it already matches.
 
     ``local_ids`` are the controller's image ids for pushed images: after a
@@ -106,6 +112,6 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
     steps += image_steps(inventory, facts, wanted, local_ids)
     steps += network_steps(inventory, facts, inventory.timeouts.command)
     after_push = {**facts.images, **local_ids}
-    steps += container_steps(facts, wanted, after_push, inventory.timeouts.command)
+    steps += container_steps(facts, wanted, after_push, inventory.timeouts.command, only)
     steps += firewall.steps(inventory, facts, [p for w in wanted for p in w.host_ports], ssh_port)
     return steps

@@ -34,6 +34,21 @@ def seats_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
     return table(["HOST", "SEAT", "URL", "STATE"], rows)
 
 
+def status_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
+    """The class at a glance: a row per seat, then a line per host (the mpstat view)."""
+    rows: list[list[object]] = []
+    hosts = []
+    for o in outcomes:
+        if not o.ok:
+            rows.append([o.item.id, "-", f"FAILED: {o.error}", "", "", "", ""])
+            continue
+        for s in o.value.seats:
+            state = s.state + (f" ({s.restarts} restarts)" if s.restarts else "")
+            rows.append([o.item.id, s.container, state, s.health or "-", s.cpu or "-", s.memory or "-", s.url or "-"])
+        hosts.append(f"{o.item.id}: {o.value.usage}")
+    return table(["HOST", "SEAT", "STATE", "HEALTH", "CPU", "MEMORY", "URL"], rows) + "\n\n" + "\n".join(hosts)
+
+
 def summary(outcomes: list[Outcome[Host, HostReport]], seconds: float, verb: str = "converged") -> str:
     failed = [o for o in outcomes if not o.ok]
     changed = sum(1 for o in outcomes if o.ok and o.value.steps)

@@ -33,6 +33,11 @@ class Seat:
         return self.service.publish + self.number - 1
 
     @property
+    def volume(self) -> str:
+        """The named volume holding the seat's work directory."""
+        return f"{self.container}-work"
+
+    @property
     def env_path(self) -> str:
         return f"/etc/fleet/{self.fleet}/{self.container}.env"
 

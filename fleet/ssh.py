@@ -62,6 +62,7 @@ class Result:
     exit_status: int
     stdout: str
     stderr: str
+    raw: bytes = b""  # stdout as bytes, for binary output (a tar stream)
 
 
 class HostKeys:
@@ -132,6 +133,7 @@ class Remote:
         self.connect_timeout = connect_timeout
         self.progress = progress
         self.round_trips = 0
+        self.pushed_bytes = 0  # image bytes sent from this computer (push_image)
         self._sock: socket.socket | None = None
         self._heard = self._lost = 0.0
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
@@ -343,7 +345,7 @@ class Remote:
                     pass
         if status == -1 and not transport.is_active():  # the channel was closed under us, not by the command
             raise self._gone(title)
-        return Result(status, out.decode(errors="replace"), err.decode(errors="replace"))
+        return Result(status, out.decode(errors="replace"), err.decode(errors="replace"), bytes(out))
 
     def _gone(self, title: str, cause: BaseException | None = None) -> HostError:
         """Why the connection ended under a command, as the error to raise."""
@@ -471,6 +473,7 @@ class Remote:
                 data = os.read(fd, CHUNK)
                 if not data:
                     return
+                self.pushed_bytes += len(data)
                 yield data
 
         ok = False

@@ -9,9 +9,10 @@ from fleet import converge, droplets
 from tasks.common import HOSTS_HELP, cli, confirmer, finish, session
 
 
-@task(help={"hosts": HOSTS_HELP, "yes": "do not ask for confirmation"})
+@task(help={"hosts": HOSTS_HELP, "yes": "do not ask for confirmation",
+            "keep-work": "keep the seats' work volumes (the students' files) on the hosts"})
 @cli
-def teardown(c, hosts, yes=False):
+def teardown(c, hosts, yes=False, keep_work=False):
     """Remove every seat container of the fleet from every host, and destroy its droplets.
 
     Finds containers by the fleet's label and droplets by the fleet's tag, so
@@ -22,13 +23,15 @@ def teardown(c, hosts, yes=False):
     s = session(c, hosts)
     cloud = droplets.survey(s) if droplets.has_droplets(s.inventory, s.state.data) else None
     what = "\n".join([f"Fleet {s.inventory.name!r}:"]
-                     + ([f"remove every seat on {len(s.inventory.hosts)} hosts"] if s.inventory.hosts else [])
+                     + ([f"remove every seat on {len(s.inventory.hosts)} hosts"
+                         + ("" if keep_work else ", with the students' files (run fab collect first to keep them)")]
+                        if s.inventory.hosts else [])
                      + ([cloud.describe()] if cloud else []))
     if not confirmer(yes, "teardown")(what, f"Remove every seat of fleet {s.inventory.name!r}"
                                             + (" and destroy its droplets" if cloud else "") + "? [y/N] "):
         raise Exit("fleet: nothing removed", code=1)
     started = time.monotonic()
-    outcomes = converge.teardown(s) if s.inventory.hosts else []
+    outcomes = converge.teardown(s, keep_work=keep_work) if s.inventory.hosts else []
     for o in outcomes:
         if o.ok:
             print(f"{o.item.id}: removed {len(o.value.removed)} containers")

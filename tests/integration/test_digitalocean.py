@@ -62,10 +62,13 @@ REPORT: list[tuple[str, int, int, float]] = []
 def standin(built_images, run_label):
     with StandIn(label=f"{run_label}-do", active_delay=3.0, destroy_delay=1.0) as api:
         yield api
+        leaked = [d["name"] for d in api.droplets()]  # before the stand-in's own clean-up: fleet's work only
     left = api.containers()
     print("\nDroplets per test (created / destroyed, seconds):")
     for name, created, destroyed, seconds in REPORT:
         print(f"  {name}: {created} / {destroyed}, {seconds:.0f} s")
+    print(f"  in all: {api.counts['created']} created, {api.counts['destroyed']} destroyed")
+    assert leaked == [], f"droplets fleet left behind: {leaked}"
     assert left == [], f"droplet containers left behind: {left}"
 
 

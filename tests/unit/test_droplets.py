@@ -1,6 +1,7 @@
 """The pure parts of the droplet feature, on plain data: names, reconcile, batches, prices, retries, keys."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -203,3 +204,52 @@ def test_hosts_from_state_are_the_droplets_with_an_address(tmp_path: Path):
     assert [(h.address, h.user, h.port, h.key) for h in hosts] == [
         ("203.0.113.1", "root", 22, str(tmp_path / "id")), ("203.0.113.2", "root", 22, str(tmp_path / "id"))]
     assert droplets.hosts_from_state(inv, {}) == ()
+
+
+# --- the state's record: ids at once, stale pins dropped ----------------------------------------
+
+
+@pytest.fixture
+def session(tmp_path: Path, monkeypatch):
+    from fleet import inventory
+    from fleet.converge import Session
+
+    monkeypatch.setenv("FLEET_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "id").write_text("private")
+    (tmp_path / "id.pub").write_text("ssh-ed25519 AAAA teacher")
+    path = tmp_path / "lab.yml"
+    path.write_text("name: lab\ndigitalocean: {count: 2, region: ams3, size: s-1vcpu-1gb, image: debian-12-x64, "
+                    "ssh_key: id.pub}\nservices: [{name: nb, image: x, publish: 8000}]\n")
+    return Session(inventory.load(path))
+
+
+def test_remember_writes_ids_at_once_and_forgets_an_old_machines_pin(session):
+    session.keys.pinned["203.0.113.1"] = "ssh-ed25519 OLDKEY"
+    session.state.data["host_keys"]["203.0.113.1"] = "ssh-ed25519 OLDKEY"
+    droplets.remember(session, [d(11, "lab-01", "new", None)])
+    on_disk = json.loads(session.state.path.read_text())
+    assert on_disk["digitalocean"]["droplets"] == {"11": {"name": "lab-01", "address": None, "ready": False}}
+    assert session.hosts == ()
+    droplets.remember(session, [d(11, "lab-01", "active", "203.0.113.1")])  # first time its address is known
+    assert "203.0.113.1" not in session.keys.pinned and "203.0.113.1" not in session.state.data["host_keys"]
+    assert [h.address for h in session.hosts] == ["203.0.113.1"]
+
+
+def test_forget_drops_the_droplet_its_credentials_and_its_pin(session):
+    droplets.remember(session, [d(11, "lab-01", "active", "203.0.113.1")])
+    session.state.data["secrets"]["203.0.113.1"] = {"lab-nb-1": "s3cret"}
+    session.keys.pinned["203.0.113.1"] = "ssh-ed25519 KEY"
+    droplets.forget(session, [11])
+    on_disk = json.loads(session.state.path.read_text())
+    assert on_disk["digitalocean"]["droplets"] == {} and "203.0.113.1" not in on_disk["secrets"]
+    assert "203.0.113.1" not in session.keys.pinned
+
+
+def test_the_library_primitive_fleet_relies_on_is_there():
+    """python-digitalocean is pinned at 1.17.0; an upgrade that renames its request call fails here first."""
+    from importlib.metadata import version
+
+    from digitalocean.baseapi import BaseAPI
+
+    assert version("python-digitalocean") == "1.17.0"  # its own __version__ still says 1.16.0
+    assert callable(getattr(BaseAPI, "_BaseAPI__perform_request", None))

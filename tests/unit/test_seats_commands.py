@@ -44,6 +44,7 @@ def test_seat_container_argv_has_limits_labels_and_no_secret(inv):
         "--label", f"fleet.spec={w.spec}",
         "--network", "stats101-seats", "--hostname", "stats101-notebook-2",
         "--memory", "536870912", "--memory-swap", "536870912", "--cpus", "1.5",
+        "--volume", "stats101-notebook-2-work:/home/jovyan",
         "--env-file", "/etc/fleet/stats101/stats101-notebook-2.env", "local/jupyter:1",
     )
     assert w.host_ports == () and "s3cret" not in repr(w.run)

@@ -1,0 +1,293 @@
+"""Running the class once the fleet is up: reset a seat, hand out and collect work, logs, upgrades.
+
+Seats are named as a teacher names them: a number (the seat's place in the
+handout, counting from 1), a student's name from the roster, or HOST/SEAT
+(e.g. 192.0.2.10/notebook-3). Students' files live in one volume per seat
+(see commands.seat_args), so a reset or an upgrade keeps them.
+"""
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet import commands, handout, proxy, roster, usage
+from fleet.converge import HostReport, Session, provision
+from fleet.errors import HostError, InputError
+from fleet.inventory import Host
+from fleet.runner import Outcome
+from fleet.seats import Seat
+from fleet.ssh import Remote
+from fleet.steps import Run
+
+# --- naming a seat ------------------------------------------------------------
+
+
+def seat_order(session: Session) -> list[tuple[Host, Seat]]:
+    return handout.seats_in_order(session.inventory, session.state)
+
+
+def students(session: Session) -> dict[tuple[str, str], str]:
+    """(host id, container) → the student placed there by the roster."""
+    return {(v["host"], v["container"]): v["name"] for v in session.state.data.get("roster", {}).values()}
+
+
+def select(order: list[tuple[Host, Seat]], placed: dict[tuple[str, str], str], selector: str) -> tuple[Host, Seat]:
+    """The seat a teacher means by ``selector``; InputError listing the ways to name one."""
+    text = selector.strip()
+    if text.isdigit():
+        n = int(text)
+        if 1 <= n <= len(order):
+            return order[n - 1]
+        raise InputError(f"there is no seat {n}: the fleet has seats 1-{len(order)} (in handout order)", field="--seat")
+    if "/" in text:
+        host_id, _, name = text.rpartition("/")
+        for host, seat in order:
+            if host.id == host_id and name in (seat.container, f"{seat.service.name}-{seat.number}"):
+                return host, seat
+    wanted = roster.key(text)
+    for host, seat in order:
+        if roster.key(placed.get((host.id, seat.container), "")) == wanted:
+            return host, seat
+    raise InputError(
+        f"no seat is called {selector!r}; name a seat by its number in the handout (1-{len(order)}), "
+        "a student's name from the roster, or HOST/SEAT like "
+        f"{order[0][0].id}/{order[0][1].service.name}-{order[0][1].number}", field="--seat")
+
+
+def label(host: Host, seat: Seat, placed: dict[tuple[str, str], str]) -> str:
+    """What a seat's folder and report line are called: the student's name, else HOST-SEAT."""
+    student = placed.get((host.id, seat.container))
+    return student or f"{host.id.replace(':', '_')}-{seat.service.name}-{seat.number}"
+
+
+# --- reset ----------------------------------------------------------------------
+
+
+def reset(session: Session, host: Host, seat: Seat, *, wipe: bool) -> list[Outcome[Host, HostReport]]:
+    """Recreate one seat's container with the same credentials; with ``wipe`` its files go too."""
+    timeout = session.inventory.timeouts.command
+
+    def remove(_: Host, remote: Remote) -> None:
+        remote.apply(Run(f"remove {seat.container}", commands.remove(seat.container), timeout))
+        if wipe:
+            remote.apply(Run(f"empty the work volume of {seat.container}", commands.volume_remove(seat.volume), timeout))
+
+    return provision(session, hosts=(host,), only={seat.container}, prepare=remove)
+
+
+# --- distribute and collect -------------------------------------------------------
+
+
+def pack(src: Path) -> bytes:
+    """The folder's content as a tar stream (names relative to it, no owners: the seat's user will own them)."""
+    if not src.is_dir():
+        raise InputError(f"{src} is not a folder", field="--src")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(src.rglob("*")):
+            if path.is_symlink():
+                continue  # a link could point anywhere on the seat; exercises are plain files
+            info = tar.gettarinfo(path, arcname=str(path.relative_to(src)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_file():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            elif path.is_dir():
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def exec_argv(seat: Seat, *argv: str, stdin: bool = False) -> tuple[str, ...]:
+    """docker exec as the user who owns the seat's files."""
+    user = seat.service.exec_user
+    return ("docker", "exec", *(["--interactive"] if stdin else []), *(["--user", user] if user else []),
+            seat.container, *argv)
+
+
+@dataclass
+class Copied:
+    seat: str
+    files: int = 0
+    bytes: int = 0
+    skipped: list[str] = field(default_factory=list)  # files left out (too large) or kept (the student's own)
+
+
+def _each_seat(session: Session, act: Callable[[Remote, Host, Seat], Copied]) -> list[Outcome[Host, list[Copied]]]:
+    """Run ``act`` for every seat, host by host over one connection each, hosts in parallel."""
+    seats = [s for s in seat_order(session)]
+
+    def work(host: Host) -> list[Copied]:
+        out = []
+        with session.connect(host) as remote:
+            for h, seat in seats:
+                if h == host and seat.service.work_dir:
+                    out.append(act(remote, host, seat))
+        return out
+
+    return session.fan_out(work)  # type: ignore[arg-type]
+
+
+# $1 work dir; the tar stream on stdin. GNU tar names each file it keeps: "tar: NAME: skipping existing file".
+UNPACK_KEEP = 'cd "$1" && tar -x --skip-old-files --verbose'
+UNPACK_FORCE = 'cd "$1" && tar -x --overwrite'
+
+
+def kept_files(output: str, names: list[str]) -> list[str]:
+    """The files of the archive that a seat already had, from tar's verbose output."""
+    said = {line[5:-len(": skipping existing file")] for line in output.splitlines()
+            if line.startswith("tar: ") and line.endswith(": skipping existing file")}
+    return [n for n in names if n in said]
+
+
+def distribute(session: Session, src: Path, *, force: bool) -> list[Outcome[Host, list[Copied]]]:
+    """Copy ``src`` into every seat's work folder, owned by the seat's user; keep students' files unless ``force``."""
+    data = pack(src)
+    names = [m.name for m in tarfile.open(fileobj=io.BytesIO(data)).getmembers() if m.isfile()]
+    timeout = session.inventory.timeouts.command
+
+    def act(remote: Remote, host: Host, seat: Seat) -> Copied:
+        script = UNPACK_FORCE if force else UNPACK_KEEP
+        result = remote.run(exec_argv(seat, "sh", "-c", script, "sh", seat.service.work_dir, stdin=True),
+                            timeout=timeout, stdin=data, title=f"copy into {seat.container}")
+        kept = kept_files(result.stdout + "\n" + result.stderr, names)
+        return Copied(seat.container, len(names) - len(kept), 0, kept)
+
+    return _each_seat(session, act)
+
+
+# $1 work dir, $2 largest file in KiB (as find rounds: up): lists the files too large on stderr,
+# sends the others as a tar stream on stdout.
+PACK_WORK = r"""
+cd "$1" || exit 1
+find . -type f -size +"$2"k -print | sed 's/^/too large: /' >&2
+find . -type f \( -size -"$2"k -o -size "$2"k \) -print0 | tar --null -c -T -
+"""
+
+
+def extract(data: bytes, dest: Path) -> tuple[int, int]:
+    """Unpack a seat's tar stream safely into ``dest`` (no paths outside it, no devices); (files, bytes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    files = size = 0
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+        tar.extractall(dest, members=members, filter="data")
+        for m in members:
+            if m.isfile():
+                files += 1
+                size += m.size
+    return files, size
+
+
+def collect(session: Session, dest: Path, *, max_bytes: int) -> list[Outcome[Host, list[Copied]]]:
+    """Bring every seat's work folder back into DEST/STUDENT-or-HOST-SEAT/, skipping files over ``max_bytes``."""
+    placed = students(session)
+    kib = max(1, max_bytes // 1024)
+    timeout = session.inventory.timeouts.push
+
+    def act(remote: Remote, host: Host, seat: Seat) -> Copied:
+        result = remote.run(exec_argv(seat, "sh", "-c", PACK_WORK, "sh", seat.service.work_dir, str(kib)),
+                            timeout=timeout, title=f"pack the work of {seat.container}")
+        files, size = extract(result.raw, dest / label(host, seat, placed))
+        skipped = [line.removeprefix("too large: ./") for line in result.stderr.splitlines() if line.startswith("too large")]
+        return Copied(seat.container, files, size, skipped)
+
+    return _each_seat(session, act)
+
+
+# --- logs --------------------------------------------------------------------------
+
+
+def logs(session: Session, host: Host, seat: Seat, *, tail: int, follow: bool,
+         emit: Callable[[str], None]) -> None:
+    """The seat container's log; with ``follow``, new lines until Ctrl-C (asked every 2 s)."""
+    timeout = session.inventory.timeouts.command
+    with session.connect(host) as remote:
+        since = None
+        while True:
+            argv = ["docker", "logs", "--timestamps"]
+            argv += ["--since", since] if since else ["--tail", str(tail)]
+            result = remote.run((*argv, seat.container), timeout=timeout, title=f"logs of {seat.container}")
+            lines = sorted((result.stdout + result.stderr).splitlines())  # both streams, by timestamp
+            for line in lines:
+                stamp, _, text = line.partition(" ")
+                if since and stamp <= since:
+                    continue
+                emit(text)
+                since = stamp
+            if not follow:
+                return
+            since = since or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            time.sleep(2)
+
+
+# --- upgrade -----------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    seats: list[tuple[Host, Seat]]
+    healthy: list[str] = field(default_factory=list)
+    unhealthy: list[str] = field(default_factory=list)  # "HOST/CONTAINER: why"
+
+
+def batches(order: list[tuple[Host, Seat]], size: int) -> list[list[tuple[Host, Seat]]]:
+    return [order[i:i + size] for i in range(0, len(order), max(1, size))]
+
+
+def seat_health(session: Session, host: Host, seat: Seat, deadline: float) -> str | None:
+    """None once the seat answers its login as a student would (Jupyter: 200 with its token); else why not."""
+    secret = session.state.data["secrets"].get(host.id, {}).get(seat.container)
+    name = proxy.public_name(session.inventory, host)
+    url = seat.url(name) + ("api/status" if seat.service.kind == "jupyter" else "")
+    context = session.trust(host)
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if seat.service.kind == "jupyter":
+            last = usage.health(url, context, token=secret or "")
+            if last == "up (200)":
+                return None
+        else:
+            last = usage.health(url, context)
+            if last.startswith("up"):
+                return None
+        time.sleep(2)
+    return last
+
+
+def upgrade(session: Session, *, batch: int, wait: int,
+            progress: Callable[[str], None]) -> tuple[list[Batch], list[Outcome[Host, HostReport]]]:
+    """Replace seats whose spec changed, ``batch`` at a time, each batch healthy before the next.
+
+    Stops at the first batch with a seat that does not come back healthy
+    within ``wait`` seconds: the seats of later batches keep running what they
+    ran. Volumes and credentials are kept, so students keep their files and passwords.
+    """
+    done: list[Batch] = []
+    for group in batches(seat_order(session), batch):
+        b = Batch(group)
+        hosts = tuple(dict.fromkeys(h for h, _ in group))
+        only = {s.container for _, s in group}
+        progress(f"upgrade: {', '.join(f'{h.id}/{s.container}' for h, s in group)}")
+        outcomes = provision(session, hosts=hosts, only=only)
+        failed = {o.item.id: o.error for o in outcomes if not o.ok}
+        deadline = time.monotonic() + wait
+        for host, seat in group:
+            why = failed.get(host.id) or seat_health(session, host, seat, deadline)
+            (b.unhealthy if why else b.healthy).append(f"{host.id}/{seat.container}" + (f": {why}" if why else ""))
+        done.append(b)
+        if b.unhealthy:
+            return done, outcomes
+    return done, []
+
+
+def check_seat(session: Session, selector: str) -> tuple[Host, Seat]:
+    """``select`` over this session's seats; a clear error when the fleet has none yet."""
+    order = seat_order(session)
+    if not order:
+        raise HostError("the fleet has no seats yet; run fab provision first")
+    return select(order, students(session), selector)

@@ -1,0 +1,92 @@
+"""The pure parts of the image relay: one-time keys, authorized_keys lines, argv."""
+from __future__ import annotations
+
+import io
+import socket
+
+import paramiko
+import pytest
+
+from fleet import relay
+from fleet.inventory import Host
+
+
+def test_one_time_key_is_a_working_ed25519_pair_that_stays_out_of_repr():
+    key = relay.new_key()
+    loaded = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private.decode()))
+    assert key.public == f"ssh-ed25519 {loaded.get_base64()}"
+    assert key.private.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert "PRIVATE" not in repr(key) and key.private.decode() not in repr(key)
+    assert relay.new_key().public != key.public
+
+
+def test_forced_command_runs_docker_save_only_through_passwordless_sudo_for_non_root():
+    assert relay.forced_command("fleet-jupyter:test", "root") == ("docker", "save", "fleet-jupyter:test")
+    assert relay.forced_command("quay.io/jupyter/scipy-notebook:2025-06-02", "teacher") == (
+        "sudo", "-n", "--", "docker", "save", "quay.io/jupyter/scipy-notebook:2025-06-02")
+
+
+def test_authorized_line_restricts_source_command_and_channels():
+    line = relay.authorized_line("ssh-ed25519 AAAAC3Nz", ["192.0.2.11", "192.0.2.12"],
+                                 ("sudo", "-n", "--", "docker", "save", "img:1"), "fleet-relay-lab-0011aabb")
+    assert line == ('from="192.0.2.11,192.0.2.12",command="sudo -n -- docker save img:1",'
+                    "no-agent-forwarding,no-port-forwarding,no-pty,no-user-rc,no-X11-forwarding "
+                    "ssh-ed25519 AAAAC3Nz fleet-relay-lab-0011aabb")
+
+
+def test_authorized_line_escapes_quotes_in_the_forced_command():
+    line = relay.authorized_line("ssh-ed25519 K", ["2001:db8::1"], ("echo", 'a"b'), "c")
+    assert 'command="echo \'a\\"b\'"' in line
+    assert line.startswith('from="2001:db8::1",')
+
+
+@pytest.mark.parametrize("sources", [[], [""], ["192.0.2.1,0.0.0.0/0"], ['1.2.3.4"'], ["a b"]])
+def test_authorized_line_refuses_bad_sources(sources):
+    with pytest.raises(ValueError):
+        relay.authorized_line("ssh-ed25519 K", sources, ("true",), "c")
+
+
+def test_authorized_line_refuses_a_comment_with_spaces():
+    with pytest.raises(ValueError):
+        relay.authorized_line("ssh-ed25519 K", ["192.0.2.1"], ("true",), "two words")
+
+
+def test_marker_names_the_fleet_and_its_prefix_finds_every_run():
+    assert relay.marker("lab", "ab12") == "fleet-relay-lab-ab12"
+    assert relay.marker("lab", "ab12").startswith(relay.marker("lab"))
+    assert not relay.marker("lab2", "x").startswith(relay.marker("lab"))
+
+
+def test_known_hosts_line_uses_the_bracketed_form_off_port_22():
+    assert relay.known_hosts_line(Host("192.0.2.10", "root", 22, None), "ssh-ed25519", "AAA") == \
+        "192.0.2.10 ssh-ed25519 AAA"
+    assert relay.known_hosts_line(Host("192.0.2.10", "root", 2222, None), "ssh-ed25519", "AAA") == \
+        "[192.0.2.10]:2222 ssh-ed25519 AAA"
+
+
+def test_pull_argv_passes_every_value_as_a_positional_argument_and_no_key():
+    seed = Host("192.0.2.10", "teacher", 2200, None)
+    argv = relay.pull_argv(seed, "[192.0.2.10]:2200 ssh-ed25519 AAA", "img:1")
+    assert argv[:2] == ("sh", "-c") and argv[2] == relay.PULL
+    assert argv[3:] == ("sh", "teacher@192.0.2.10", "2200", "[192.0.2.10]:2200 ssh-ed25519 AAA", "img:1")
+    assert "StrictHostKeyChecking=yes" in relay.PULL and "StrictHostKeyChecking=no" not in relay.PULL
+    assert "rm -rf" in relay.PULL and 'cat > "$d/key"' in relay.PULL  # the key comes on stdin, goes on exit
+
+
+def test_install_and_remove_argv():
+    assert relay.install_argv("root", "LINE", "fleet-relay-lab-") == (
+        "sh", "-c", relay.INSTALL_KEY, "sh", "root", "LINE", "fleet-relay-lab-")
+    assert relay.remove_argv("teacher", "fleet-relay-lab-") == (
+        "sh", "-c", relay.REMOVE_KEY, "sh", "teacher", "fleet-relay-lab-")
+
+
+def test_source_addresses_keeps_ips_and_resolves_names_once_each():
+    def resolve(name, port, type):  # noqa: A002 - getaddrinfo's keyword
+        assert type == socket.SOCK_STREAM
+        if name == "lab1.example.org":
+            return [(socket.AF_INET, type, 6, "", ("192.0.2.21", 0)), (socket.AF_INET6, type, 6, "", ("2001:db8::21", 0, 0, 0))]
+        raise socket.gaierror("no such name")
+
+    hosts = [Host("192.0.2.11", "root", 22, None), Host("lab1.example.org", "root", 22, None),
+             Host("gone.example.org", "root", 22, None), Host("192.0.2.11", "teacher", 2222, None)]
+    assert relay.source_addresses(hosts, resolve) == ["192.0.2.11", "192.0.2.21", "2001:db8::21"]
