@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv engine images demo demo-down test unit lint clean
+.PHONY: venv engine images demo demo-down test unit lint clean bench
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
@@ -35,6 +35,12 @@ demo-down: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# fleet against Ansible and pyinfra on real test hosts (benchmarks/README.md); e.g.
+#   make bench BENCH_ARGS="--scenario converged --hosts 1,8,20 --repeat 5"
+bench: images
+	$(BIN)/python -m benchmarks setup
+	$(BIN)/python -m benchmarks run $(BENCH_ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import segno
 
-from fleet import droplets, roster
+from fleet import droplets, proxy, roster
 from fleet.errors import InputError
 from fleet.inventory import Host, Inventory
 from fleet.report import table
@@ -111,8 +111,8 @@ def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, 
         svc = seat.service
         out.append(Card(
             student=students.get(roster.SeatKey(host.id, seat.container)), host=host.id, service=svc.name,
-            kind=svc.kind, seat=seat.number, url=seat.url(host.address), user=svc.login_user, secret=secret,
-            login_url=seat.url(host.address, secret), container=seat.container,
+            kind=svc.kind, seat=seat.number, url=seat.url(proxy.public_name(inventory, host)), user=svc.login_user,
+            secret=secret, login_url=seat.url(proxy.public_name(inventory, host), secret), container=seat.container,
         ))
     return out
 
