@@ -99,7 +99,8 @@ def probe(fleet: str, images: list[str], timeout: int = 60) -> Run:
     return Run("gather facts", ("sh", "-c", PROBE, "sh", fleet, *images), timeout)
 
 
-def _sections(text: str) -> dict[str, list[str]]:
+def sections(text: str) -> dict[str, list[str]]:
+    """Output headed ``--- name`` lines → name: lines (the probe's and the usage script's format)."""
     out: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
@@ -128,7 +129,7 @@ def _pem(lines: list[str]) -> str:
 
 def parse(text: str) -> Facts:
     """Turn the probe's output into Facts; raises ValueError if it was cut short."""
-    s = _sections(text)
+    s = sections(text)
     if "end" not in s:
         raise ValueError("the fact probe's output was cut short")
 

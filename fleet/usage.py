@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from fleet import facts
 from fleet.steps import Run
 
 USAGE = r"""
@@ -73,14 +74,7 @@ def human(n: int) -> str:
 
 
 def parse(text: str) -> HostUsage:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in text.splitlines():
-        if line.startswith("--- "):
-            current = line[4:].strip()
-            sections[current] = []
-        elif current:
-            sections[current].append(line)
+    sections = facts.sections(text)
     seats = {}
     for line in sections.get("stats", []):
         if line.startswith("{"):

@@ -7,8 +7,12 @@ of their own containers, and to loopback.
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -64,3 +68,19 @@ def ssh(host: practice_hosts.TestHost, key: Path, command: str, *, user: str = "
         capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def seat_http(url: str, token: str | None, context: ssl.SSLContext | None = None, deadline: float = 90) -> int:
+    """The HTTP status of a Jupyter seat's /api/status (with ``token`` if given), waiting while the server starts."""
+    end = time.monotonic() + deadline
+    while True:
+        req = urllib.request.Request(url + "api/status", headers={"Authorization": f"token {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=5, context=context) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(1)

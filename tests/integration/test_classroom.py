@@ -9,13 +9,11 @@ import json
 import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import fab, ssh
+from tests.integration.conftest import fab, seat_http, ssh
 
 pytestmark = pytest.mark.hosts
 
@@ -60,19 +58,7 @@ def token_status(lab, seat: int) -> int:
     s = state(lab)
     secret = s["secrets"][host.address][f"class-nb-{seat}"]
     ctx = ssl.create_default_context(cadata=s["proxy_ca"][host.address])
-    req = urllib.request.Request(f"https://{host.address}:{7999 + seat}/api/status",
-                                 headers={"Authorization": f"token {secret}"})
-    end = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(1)
+    return seat_http(f"https://{host.address}:{7999 + seat}/", secret, ctx)
 
 
 def status(lab) -> dict:

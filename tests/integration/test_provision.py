@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import websocket
 
-from tests.integration.conftest import fab, ssh
+from tests.integration.conftest import fab, seat_http, ssh
 
 pytestmark = pytest.mark.hosts
 
@@ -69,22 +69,6 @@ def trust(fleet, host_id: str) -> ssl.SSLContext:
     """Trust a host's proxy authority, from the fleet's state, as a student's browser would once told to."""
     pem = json.loads(fleet["state"].joinpath("itest.json").read_text())["proxy_ca"][host_id]
     return ssl.create_default_context(cadata=pem)
-
-
-def seat_http(url: str, token: str | None, context: ssl.SSLContext | None = None, deadline: float = 90) -> int:
-    """The HTTP status of /api/status, waiting while the server starts."""
-    end = time.monotonic() + deadline
-    while True:
-        req = urllib.request.Request(url + "api/status", headers={"Authorization": f"token {token}"} if token else {})
-        try:
-            with urllib.request.urlopen(req, timeout=5, context=context) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(1)
 
 
 def test_provision_fresh_hosts_with_one_unreachable(fleet):
