@@ -1,4 +1,5 @@
 """Parsing the usage script's output (docker stats, loadavg, meminfo, df)."""
+# ruff: noqa: E501  (captured docker stats lines stay whole)
 from fleet import usage
 
 OUTPUT = """\
