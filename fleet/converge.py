@@ -208,10 +208,10 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
             report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids, ssh_port=host.port, only=only)
             if not dry_run and report.steps:
                 for step in report.steps:
-                    session.progress(f"  {host.id}: {step.title}")
                     if isinstance(step, PushImage):
-                        relay.deliver(step, host, remote)
+                        relay.deliver(step, host, remote)  # says itself where the image comes from
                     else:
+                        session.progress(f"  {host.id}: {step.title}")
                         remote.apply(step)
                 before, facts = facts, session.gather(remote, images)
                 if recover.started_seats(report.steps):  # a seat that exits at once looks fine for a moment

@@ -31,13 +31,15 @@ echo '--- docker'; command -v docker || true
 echo '--- docker-version'; t docker version --format '{{.Server.Version}}' 2>/dev/null || true
 echo '--- containers'
 ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null)
-[ -n "$ids" ] && t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}' $ids
+c=; [ -n "$ids" ] && c=$(t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}' $ids)
+[ -n "$c" ] && printf '%s\n' "$c"
 echo '--- networks'; t docker network ls --quiet --filter "label=fleet.name=$fleet" --format '{{.Name}}' 2>/dev/null
 echo '--- firewall'
 if command -v ufw >/dev/null 2>&1; then echo ufw; grep -q '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null && echo active
 elif command -v firewall-cmd >/dev/null 2>&1; then echo firewalld; systemctl is-active --quiet firewalld 2>/dev/null && echo active; fi
 echo '--- firewall-ports'; cat "/etc/fleet/$fleet/firewall" 2>/dev/null
-echo '--- proxy-ca'; t docker exec "$fleet-proxy" cat /data/caddy/pki/authorities/local/root.crt 2>/dev/null
+echo '--- proxy-ca'  # only where the proxy container exists: a docker exec costs as much as the rest
+case $c in *"\"name\":\"/$fleet-proxy\""*) t docker exec "$fleet-proxy" cat /data/caddy/pki/authorities/local/root.crt 2>/dev/null ;; esac
 echo '--- images'
 for img; do printf '%s\t%s\n' "$img" "$(t docker image inspect --format '{{.Id}}' "$img" 2>/dev/null)"; done
 echo '--- end'

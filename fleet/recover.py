@@ -36,10 +36,19 @@ for f; do printf -- '--- %s\n' "$f"; cat -- "$f" 2>/dev/null; echo; done
 """
 
 # $@: container names. For each: a header, "exit code|error|restarts", then its last log lines.
+# While Docker has the container running again its exit code reads 0, so look again (for up to
+# 3 s) for a moment between two restarts.
 WHY_STOPPED = r"""
+FORMAT='{{.State.Running}}|{{.State.ExitCode}}|{{.State.Error}}|{{.RestartCount}}'
 for c; do
   printf -- '--- %s\n' "$c"
-  timeout 20 docker inspect --format '{{.State.ExitCode}}|{{.State.Error}}|{{.RestartCount}}' "$c" 2>&1 | head -n 1
+  i=0
+  while :; do
+    s=$(timeout 20 docker inspect --format "$FORMAT" "$c" 2>&1 | head -n 1)
+    case $s in true\|*) if [ "$i" -lt 6 ]; then i=$((i + 1)); sleep 0.5; continue; fi ;; esac
+    break
+  done
+  printf '%s\n' "${s#*|}"
   timeout 20 docker logs --tail 5 "$c" 2>&1 | tail -n 5
 done
 """

@@ -270,6 +270,7 @@ class Relay:
 
     def _seed(self, seed: _Seed, step: PushImage) -> None:
         host, remote = seed.host, seed.remote
+        self.session.progress(f"  {host.id}: {step.title}")
         try:
             remote.push_image(step.image, timeout=step.timeout, title=step.title)
         except BaseException:
@@ -280,7 +281,7 @@ class Relay:
             seed.why_not = self._open(seed, step.image)
         finally:
             seed.ready.set()
-        if seed.why_not:
+        if seed.why_not and len(self.hosts) > 1:
             self.session.progress(f"  {host.id}: other hosts cannot get {step.image} from here: {seed.why_not}")
 
     def _open(self, seed: _Seed, image: str) -> str:

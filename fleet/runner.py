@@ -212,7 +212,9 @@ class _signals_to:
 
     def __exit__(self, *exc: object) -> None:
         for s, handler in self.saved.items():
-            signal.signal(s, handler)
+            # Once a stop was asked for, the task only prints its table and exits with 130/143: a
+            # further signal must not turn that into a KeyboardInterrupt in the middle of it.
+            signal.signal(s, self._handle if self.stop.requested.is_set() else handler)
 
 
 def _stderr(line: str) -> None:

@@ -77,8 +77,17 @@ def cli(fn: Callable) -> Callable:
             raise
         finally:
             _task.reset(token)
+            _exiting()
         return result
     return wrapper
+
+
+def _exiting() -> None:
+    """The task is over (done, failed or interrupted): a signal now must not turn the exit into a traceback
+    or a death by signal halfway through printing; the process ends in a moment anyway."""
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
 
 
 def session(c, hosts: str, *, accept_new_host_key: bool = False) -> Session:  # noqa: ANN001

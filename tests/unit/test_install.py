@@ -308,7 +308,7 @@ def test_lock_wait_gives_up_with_a_message_when_the_lock_stays_held(lock, holder
 
 def test_lock_wait_returns_as_soon_as_the_holder_exits(lock, tmp_path):
     with open(lock) as f:
-        proc = subprocess.Popen(["sleep", "2"], stdin=f)
+        proc = subprocess.Popen(["sleep", "6"], stdin=f)
     try:
         result = run(WAIT_FOR_LOCKS, "test lock", "20", lock)
     finally:
