@@ -48,9 +48,8 @@ DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf"}
 # the PID written in it is alive; any other path is held while some process has
 # it open. Open files are found by reading /proc/*/fd links, because fuser and
 # lsof are often not installed and dpkg's fcntl locks are invisible to flock.
-# One `ls -l` of every fd directory first tells cheaply whether any lock is open
-# at all; only then is each link read (one readlink per descriptor) to name
-# the holder, which takes seconds on a busy server.
+# One `find -lname` per lock reads the links in a single process (a readlink
+# per descriptor took longer than the wait itself on a busy machine).
 WAIT_FOR_LOCKS = r"""
 label=$1 limit=$2
 shift 2
@@ -67,17 +66,15 @@ while :; do
         esac ;;
     esac
   done
-  # shellcheck disable=SC2010 # a cheap pre-filter; the loop below decides
-  if [ -z "$holder" ] && ls -l /proc/[0-9]*/fd 2>/dev/null | grep -qF "$(printf '%s\n' "$@")"; then
-    for fd in /proc/[0-9]*/fd/*; do
-      target=$(readlink "$fd" 2>/dev/null) || continue
-      for lock in "$@"; do
-        if [ "$target" = "$lock" ]; then
-          holder=${fd#/proc/}
-          holder=${holder%%/*}
-          break 2
-        fi
-      done
+  if [ -z "$holder" ]; then
+    for lock in "$@"; do
+      # one find reads every descriptor link itself: no process per descriptor
+      fd=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$lock" -print -quit 2>/dev/null)
+      if [ -n "$fd" ]; then
+        holder=${fd#/proc/}
+        holder=${holder%%/*}
+        break
+      fi
     done
   fi
   [ -z "$holder" ] && exit 0
