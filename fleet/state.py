@@ -9,7 +9,7 @@ guessed at: :func:`set_aside` renames it to ``NAME.json.damaged-TIME`` (kept for
 a person to look at) and the fleet starts from an empty state, after which
 provision reads each seat's credential back from its env file on the host
 (fleet/recover.py), so students keep their passwords. A process killed while
-saving leaves at most a ``.state-*`` temp file, never a half-written state.
+saving leaves at most a ``.NAME.json.tmp-*`` file, never a half-written state.
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class State:
             return
         with self.lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")  # mkstemp: mode 0600
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=_temp_prefix(self.path))  # mkstemp: mode 0600
             try:
                 with os.fdopen(fd, "w") as f:
                     json.dump(self.data, f, indent=2, sort_keys=True)
@@ -130,6 +130,10 @@ class State:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
 
 
 class Damaged(ValueError):
@@ -164,7 +168,7 @@ def set_aside(path: Path) -> str | None:
     Also removes temp files a killed process left while saving. Call it only
     while holding the fleet's lock (fleet/lock.py).
     """
-    for tmp in path.parent.glob(".state-*"):
+    for tmp in path.parent.glob(_temp_prefix(path) + "*"):  # this fleet's only: others may share the folder
         tmp.unlink(missing_ok=True)
     try:
         _read(path)

@@ -153,13 +153,15 @@ GOOD_STATE = {"version": 1, "fleet": "lab", "host_keys": {"h": "ssh-ed25519 AAAA
 def test_a_damaged_state_is_set_aside_with_one_line(tmp_path, content, why):
     path = tmp_path / "lab.json"
     path.write_bytes(content)
-    (tmp_path / ".state-leftover").write_text("half")  # what a process killed while saving leaves
+    (tmp_path / ".lab.json.tmp-x1y2").write_text("half")  # what a process killed while saving leaves
+    (tmp_path / ".other.json.tmp-x1y2").write_text("busy")  # another fleet's, saving right now
     with pytest.raises(InputError) as e:
         state.State.load(path, "lab")
     assert why in str(e.value) and "`fab provision` sets it aside" in str(e.value)
     note = state.set_aside(path)
     assert note and why in note and "students keep their passwords" in note and "\n" not in note
-    assert not path.exists() and not (tmp_path / ".state-leftover").exists()
+    assert not path.exists() and not (tmp_path / ".lab.json.tmp-x1y2").exists()
+    assert (tmp_path / ".other.json.tmp-x1y2").exists()
     (aside,) = tmp_path.glob("lab.json.damaged-*")
     assert aside.read_bytes() == content
     assert state.State.load(path, "lab").data["secrets"] == {}
