@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes.update({s: counts for s in scenarios})
     cfg = Config(scenarios, sizes, args.repeat, tools, Path(args.out), Path(args.work), args.max_load,
                  args.load_wait, args.keep)
+    # Interrupted or terminated (also when started in the background, where SIGINT comes ignored):
+    # unwind, so that the test hosts are removed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     bench = Bench(cfg)
     try:
         bench.run()

@@ -54,6 +54,20 @@ class Host:
     address: str
     container: str
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by everything in this host (its cgroup, nested containers included)."""
+        if not getattr(self, "_cgroup", None):
+            full = sh(["docker", "inspect", "-f", "{{.Id}}", self.container]).strip()
+            self._cgroup = next((p for p in (f"/sys/fs/cgroup/cpuacct/docker/{full}/cpuacct.usage",
+                                             f"/sys/fs/cgroup/system.slice/docker-{full}.scope/cpu.stat")
+                                 if Path(p).exists()), "")
+        if not self._cgroup:
+            return 0.0
+        text = Path(self._cgroup).read_text()
+        if self._cgroup.endswith("cpuacct.usage"):
+            return int(text) / 1e9
+        return int(next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))) / 1e6
+
     def exec(self, *argv: str, timeout: float = 120, input: bytes | None = None, check: bool = True) -> str:
         return sh(["docker", "exec", *(["-i"] if input is not None else []), self.container, *argv],
                   timeout=timeout, input=input, check=check)

@@ -42,6 +42,14 @@ def fleet_round_trips(row: dict) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
+def cpu(row: dict) -> str:
+    """Median CPU seconds of a run, this computer's tool plus everything on the hosts (load-independent)."""
+    runs = [r for r in _ok(row) if "hosts_cpu" in r]
+    if not runs:
+        return "-"
+    return f"{statistics.median(r['cpu'] + r['hosts_cpu'] for r in runs):.1f}"
+
+
 def cell(row: dict | None) -> str:
     if row is None:
         return "-"
@@ -60,7 +68,9 @@ def table(results: dict) -> str:
     head = ["scenario", "N", "fleet s", *[f"{p} s" for p in peers], *[f"fleet/{p}" for p in peers],
             "conn/host f/" + "/".join(p[0] + ("w" if p.endswith("warm") else "") for p in peers),
             "sessions/host f/" + "/".join(p[0] + ("w" if p.endswith("warm") else "") for p in peers),
-            "fleet round trips/host", "fleet RSS MB", "load"]
+            "fleet round trips/host", "CPU s ctl+hosts f/" + "/".join(p[0] + ("w" if p.endswith("warm") else "")
+                                                                     for p in peers),
+            "fleet RSS MB", "load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     keys = sorted({(r["scenario"], r["n"]) for r in rows}, key=lambda k: (list(TITLES).index(k[0]), k[1]))
     for scenario, n in keys:
@@ -75,6 +85,7 @@ def table(results: dict) -> str:
         cells.append(" / ".join(per_host(r, "connections") if r else "-" for r in every))
         cells.append(" / ".join(per_host(r, "sessions") if r else "-" for r in every))
         cells.append(fleet_round_trips(f) if f else "-")
+        cells.append(" / ".join(cpu(r) if r else "-" for r in every))
         rss = [r["rss_kb"] for r in _ok(f)] if f else []
         cells.append(f"{max(rss) / 1024:.0f}" if rss else "-")
         loads = [r.get("load", 0) for row in every if row for r in row["runs"]]

@@ -130,7 +130,9 @@ class Bench:
                     bh.parallel(lambda h, t=t: reset(h, t), hosts)
                 since = time.time() - 2
                 load = os.getloadavg()[0]
+                cpu_before = [h.cpu_seconds() for h in hosts]
                 r = self.one(t, hosts, job, f"{scenario}-{n}-{rep}")
+                r["hosts_cpu"] = sum(h.cpu_seconds() for h in hosts) - sum(cpu_before)
                 r["load"] = load
                 events = bh.parallel(lambda h, since=since: bh.sshd_events(h, since), hosts)
                 r["counts"] = bh.count_window(events, r["start"], r["end"], self.pool.gateway)

@@ -217,5 +217,10 @@ class _signals_to:
             signal.signal(s, self._handle if self.stop.requested.is_set() else handler)
 
 
+_print_lock = threading.Lock()
+
+
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    with _print_lock:  # one write per line: threads' lines never interleave
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()

@@ -222,7 +222,7 @@ class Remote:
             if isinstance(e, socket.gaierror):
                 raise HostError(f"cannot resolve host name {h.address}: {e.strerror}") from None
             if isinstance(e, paramiko.SSHException | EOFError):
-                raise HostError(f"SSH handshake with {h.address} port {h.port} failed: {e or type(e).__name__}") from None
+                raise HostError(f"SSH handshake with {h.address} port {h.port} failed: {str(e) or type(e).__name__}") from None
             if isinstance(e, OSError):
                 raise HostError(f"cannot connect to {h.address} port {h.port}: {e.strerror or e}") from None
             raise

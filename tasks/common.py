@@ -138,8 +138,14 @@ def confirmer(yes: bool, task: str) -> Callable[[str, str], bool]:
     return confirm
 
 
+_print_lock = threading.Lock()
+
+
 def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One whole line on stderr; hosts' threads call this at once, and their lines must not interleave."""
+    with _print_lock:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def finish(outcomes: list, started: float, verb: str = "converged") -> None:

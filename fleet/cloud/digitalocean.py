@@ -34,15 +34,20 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlparse
-
-import digitalocean
-import requests
-from digitalocean.baseapi import DELETE, GET, POST
 
 from fleet.cloud import CloudError, Uncertain
 from fleet.errors import InputError
+
+if TYPE_CHECKING:
+    import requests
+
+# python-digitalocean (and requests under it) is imported on first use: every fab command loads this
+# module through fleet.droplets, and importing the library costs about a fifth of a second, which a
+# converged re-run of a fleet without droplets would otherwise spend for nothing.
+GET, POST, DELETE = "GET", "POST", "DELETE"  # as digitalocean.baseapi spells them
 
 TOKEN_ENV = "DIGITALOCEAN_ACCESS_TOKEN"
 ENDPOINT_ENV = "DIGITALOCEAN_END_POINT"
@@ -199,20 +204,26 @@ def create_body(names: Sequence[str], *, region: str, size: str, image: str | in
             "ssh_keys": list(ssh_keys), "tags": list(tags), "monitoring": False, "ipv6": False}
 
 
-class _Transport(digitalocean.baseapi.BaseAPI):
-    """python-digitalocean's request call, with our timeout instead of its environment variable."""
+@cache
+def _transport_class() -> type:
+    import digitalocean.baseapi
 
-    def __init__(self, timeout: float):
-        super().__init__()
-        self._timeout = timeout
+    class _Transport(digitalocean.baseapi.BaseAPI):
+        """python-digitalocean's request call, with our timeout instead of its environment variable."""
 
-    def get_timeout(self) -> float:
-        return self._timeout
+        def __init__(self, timeout: float):
+            super().__init__()
+            self._timeout = timeout
 
-    def send(self, method: str, path: str, params: dict[str, Any] | None) -> requests.Response:
-        # BaseAPI.__perform_request: the library's one request primitive. GET params
-        # become the query string; POST/DELETE params the JSON body.
-        return self._BaseAPI__perform_request(path, method, params)
+        def get_timeout(self) -> float:
+            return self._timeout
+
+        def send(self, method: str, path: str, params: dict[str, Any] | None) -> requests.Response:
+            # BaseAPI.__perform_request: the library's one request primitive. GET params
+            # become the query string; POST/DELETE params the JSON body.
+            return self._BaseAPI__perform_request(path, method, params)
+
+    return _Transport
 
 
 Progress = Callable[[str], None]
@@ -230,8 +241,10 @@ class Client:
                 f"scopes droplet, ssh_key, tag, sizes and account) and `export {TOKEN_ENV}=...` before running "
                 "fleet; it is never read from the inventory"
             )
+        import digitalocean
+
         try:
-            self._api = _Transport(request_timeout)
+            self._api = _transport_class()(request_timeout)
         except digitalocean.EndPointError:
             raise InputError(f"{ENDPOINT_ENV} is not a URL (it should look like https://api.digitalocean.com/v2/)") from None
         self.endpoint = self._api.end_point
@@ -251,6 +264,8 @@ class Client:
         ``creates``: a 5xx or a broken connection raises Uncertain instead of
         retrying. ``missing_ok``: a 404 means "already gone": None, not an error.
         """
+        import requests
+
         errors, waited = 0, 0.0
         what = f"{method} /v2/{path.split('?')[0]}"
         while True:
@@ -368,6 +383,8 @@ def _api_error(response: requests.Response) -> str:
 
 
 def _transport_error(e: requests.RequestException) -> str:
+    import requests
+
     if isinstance(e, requests.Timeout):
         return "no answer within the request timeout"
     if isinstance(e, requests.ConnectionError):

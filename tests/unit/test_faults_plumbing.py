@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -198,3 +199,20 @@ def test_started_seats():
     from fleet.steps import Run
     assert recover.started_seats([Run("run", ("docker", "run", "x"))])
     assert not recover.started_seats([Run("pull", ("docker", "pull", "x"))])
+
+
+def test_progress_lines_from_many_hosts_never_interleave(capsys):
+    from tasks.common import progress
+
+    def say(n: int) -> None:
+        for i in range(300):
+            progress(f"  host-{n}: step {i} of a long title that takes a while to write out")
+
+    threads = [threading.Thread(target=say, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2400
+    assert all(re.fullmatch(r"  host-\d: step \d+ of a long title that takes a while to write out", x) for x in lines)
