@@ -179,10 +179,14 @@ class Bench:
                 ensure_jupyter_image()
                 push_job = bt.Job(JUPYTER_IMAGE, "jupyter", self.archive(JUPYTER_IMAGE))
                 for n in cfg.sizes["push"]:
+                    # every tool's seats go, not only this tool's: a layer that another tool's container still
+                    # uses would stay on the host, and loading the image again would then skip its work
                     self.batch("push", lambda rep, t, n=n: pool[:n], push_job,
-                               lambda h, t: bh.reset_containers(h, t.prefix, image=JUPYTER_IMAGE), warm_up=False)
+                               lambda h, t: [bh.reset_containers(h, x.prefix, image=JUPYTER_IMAGE)
+                                             for x in self.tools()], warm_up=False)
                 for h in pool:  # the 481 MB image and its archive, off the hosts again
-                    bh.reset_containers(h, "fleet", image=JUPYTER_IMAGE)
+                    for x in self.tools():
+                        bh.reset_containers(h, x.prefix, image=JUPYTER_IMAGE)
             if "fresh" in cfg.scenarios:
                 for n in cfg.sizes["fresh"]:
                     self.fresh(n, seat_job)

@@ -55,6 +55,7 @@ SUDO_PASSWORDLESS = ("sudo", "-n", "--")
 SUDO_WITH_PASSWORD = ("sudo", "-S", "-k", "-p", "", "--")  # password read from stdin, never argv
 CHUNK = 1 << 16
 KEEPALIVE = 10  # seconds without a sign of life from the host before asking it whether it is still there
+OUTPUT_GRACE = 5  # seconds to wait for the end of a command's output after its exit status
 
 
 @dataclass
@@ -326,9 +327,19 @@ class Remote:
                         select.select([chan], [], [], 0.05)
                     self._drain(chan, out, err)
             chan.shutdown_write()
-            while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():
+            # sshd may send the exit status before the last of the output (it drains the command's pipes
+            # after the command exited): done once the output ended too (EOF), or OUTPUT_GRACE s after the
+            # exit status when a process left in the background keeps the output open
+            exited = None
+            while True:
+                if exited is None and chan.exit_status_ready():
+                    exited = time.monotonic()
+                ended = exited is not None and (chan.eof_received or chan.closed
+                                                or time.monotonic() - exited > OUTPUT_GRACE)
+                if ended and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
                 self._tick(deadline, title)
-                select.select([chan], [], [], 0.5)
+                select.select([chan], [], [], 0.5 if exited is None else 0.05)
                 self._drain(chan, out, err)
             status = chan.recv_exit_status()
         except TimeoutError:
