@@ -13,7 +13,7 @@ import pytest
 from benchmarks.run import Bench, Config
 from benchmarks.tools import PEERS
 
-pytestmark = pytest.mark.hosts
+pytestmark = [pytest.mark.hosts, pytest.mark.bench]  # run with: pytest -m bench
 
 
 def test_converged_rerun_counts(built_images, tmp_path):
