@@ -281,6 +281,7 @@ def lab(start_hosts, keypair, tmp_path_factory):
     for s in held:
         s.close()
     silent.close()
+    subprocess.run(["docker", "rmi", "-f", *IMAGES], capture_output=True, timeout=120)  # the images this module built
 
 
 # --- one classroom run with everything wrong at once ---------------------------------
