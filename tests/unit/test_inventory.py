@@ -1,10 +1,10 @@
 """Inventory errors name the file, line and field, and say what is valid."""
-from pathlib import Path
 
 import pytest
 
 from fleet import inventory
 from fleet.errors import InputError
+from tests.unit.conftest import load_error
 
 GOOD = """\
 name: stats101
@@ -26,22 +26,7 @@ services:
 """
 
 
-@pytest.fixture
-def write(tmp_path: Path):
-    (tmp_path / "id_test").write_text("not really a key")
-
-    def _write(text: str) -> Path:
-        p = tmp_path / "lab.yml"
-        p.write_text(text)
-        return p
-
-    return _write
-
-
-def error(write, text: str) -> InputError:
-    with pytest.raises(InputError) as e:
-        inventory.load(write(text))
-    return e.value
+error = load_error
 
 
 def test_good_inventory_fills_defaults(write, tmp_path):

@@ -1,12 +1,11 @@
 """The inventory's digitalocean block: errors name the file, line and field; a token is never accepted."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fleet import inventory
 from fleet.errors import InputError
+from tests.unit.conftest import load_error
 
 TOKEN = "dop_v1_" + "0123456789abcdef" * 4
 
@@ -24,25 +23,7 @@ services:
 """
 
 
-@pytest.fixture
-def write(tmp_path: Path):
-    (tmp_path / "keys").mkdir()
-    (tmp_path / "keys" / "id_ed25519").write_text("private")
-    (tmp_path / "keys" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 teacher\n")
-
-    def _write(text: str) -> Path:
-        p = tmp_path / "lab.yml"
-        p.write_text(text)
-        return p
-
-    return _write
-
-
-def error(write, text: str) -> InputError:
-    with pytest.raises(InputError) as e:
-        inventory.load(write(text))
-    assert e.value.exit_code == 2
-    return e.value
+error = load_error
 
 
 def test_droplets_only_inventory(write, tmp_path):
