@@ -251,8 +251,8 @@ class Relay:
             self._wait(seed, deadline, step.title)
             if not seed.failed:
                 break
-        if seed.why_not:
-            return self._direct(step, host, remote, f"no relay from {seed.host.id} ({seed.why_not})")
+        if seed.why_not or seed.key is None:
+            return self._direct(step, host, remote, f"no relay from {seed.host.id} ({seed.why_not or 'no key'})")
         self.session.progress(f"  {host.id}: get image {image} from {seed.host.id} (host to host)")
         try:
             result = remote.run(pull_argv(seed.host, seed.known_hosts, image),
@@ -279,6 +279,8 @@ class Relay:
             raise
         try:
             seed.why_not = self._open(seed, step.image)
+        except Exception as e:  # noqa: BLE001 - the others then get the image from this computer
+            seed.why_not = f"internal error: {type(e).__name__}: {e}"
         finally:
             seed.ready.set()
         if seed.why_not and len(self.hosts) > 1:
