@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fleet.facts import Facts
+from fleet.facts import Facts, sections
 from fleet.runner import STOP
 from fleet.ssh import Remote
 from fleet.state import State
@@ -54,18 +54,6 @@ done
 """
 
 
-def _sections(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current = None
-    for line in text.splitlines():
-        if line.startswith("--- "):
-            current = line[4:]
-            out[current] = []
-        elif current is not None:
-            out[current].append(line)
-    return out
-
-
 def adopt_credentials(state: State, remote: Remote, host_id: str, facts: Facts, wanted: list, timeout: int,
                       progress: Callable[[str], None]) -> bool:
     """Take back the credentials of running seats whose spec the state cannot explain; True if any changed.
@@ -79,7 +67,7 @@ def adopt_credentials(state: State, remote: Remote, host_id: str, facts: Facts, 
     paths = [w.seat.env_path for w in stale]
     result = remote.run(("sh", "-c", READ_ENV_FILES, "sh", *paths), timeout=timeout, check=False,
                         title="read the seats' env files back")
-    files = _sections(result.stdout)
+    files = sections(result.stdout)
     adopted = 0
     for w in stale:
         key = w.seat.service.login_secret_env + "="
@@ -124,11 +112,11 @@ def why(remote: Remote, names: list[str], secrets: list[str], timeout: int) -> s
     """One line: why these containers stopped (exit code, restarts, last log line), alike ones together."""
     result = remote.run(("sh", "-c", WHY_STOPPED, "sh", *names), timeout=timeout, check=False,
                         title="ask Docker why seats stopped")
-    sections = _sections(result.stdout)
+    parts = sections(result.stdout)
     groups: dict[tuple[str, str], list[int]] = {}
     members: dict[tuple[str, str], list[str]] = {}
     for name in names:
-        lines = [line.strip() for line in sections.get(name, []) if line.strip()]
+        lines = [line.strip() for line in parts.get(name, []) if line.strip()]
         head = lines[0].split("|") if lines else []
         reason, restarts = [], 0
         if len(head) == 3:
