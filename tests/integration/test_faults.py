@@ -100,6 +100,11 @@ def admin(host, script: str, *, check: bool = True, timeout: int = 120, env: dic
 
 CUT = 'set -- $(ip -o route show default); echo "$5 $3" > /run/fleet-cut; ip link set "$5" down'
 UNCUT = 'read dev gw < /run/fleet-cut && ip link set "$dev" up && ip route replace default via "$gw" dev "$dev"'
+# A slow link, made certain: the host's docker load stops reading, so the transfer stalls mid-way
+# (SSH flow control) instead of finishing before the test's signal on a fast machine.
+STALL = ('for i in $(seq 200); do pkill -STOP -f "^docker load$" && exit 0; sleep 0.05; done; '
+         'echo "docker load never started or already finished" >&2; exit 1')
+UNSTALL = 'pkill -CONT -f "^docker load$"; true'
 HOLD = ("import fcntl, sys, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); fcntl.lockf(f, fcntl.LOCK_EX); "
         "time.sleep(float(sys.argv[1]))")
 
@@ -524,11 +529,14 @@ def test_sigterm_then_ctrl_c_stops_at_once(lab, classroom):
     fresh_push(b, "faultsint")
     run = Fab(lab, "provision", "--hosts", str(inv))
     run.when(rf"{re.escape(b.address)}: send image {BIG}", timeout=120)
-    time.sleep(1)  # the transfer is under way (it takes a few seconds)
-    run.signal(signal.SIGTERM)
-    time.sleep(0.3)
-    second = run.signal(signal.SIGINT, group=True)
-    run.wait(60)
+    admin(b, STALL)  # the transfer is under way and cannot finish by itself
+    try:
+        run.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        second = run.signal(signal.SIGINT, group=True)
+        run.wait(60)
+    finally:
+        admin(b, UNSTALL)
     assert run.rc == 143
     assert run.seconds - second < 8, run.seconds - second
     run.failed(b.address, f"interrupted (SIGTERM) during: send image {BIG}")
