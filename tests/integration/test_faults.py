@@ -483,12 +483,14 @@ def test_network_cut_in_the_middle_of_an_image_transfer(lab, classroom):
     inv = lab.inventory("faultsnet", [b.address], image=BIG, publish=9200)
     run = Fab(lab, "provision", "--hosts", str(inv))
     run.when(rf"{re.escape(b.address)}: send image {BIG}", timeout=120)
+    admin(b, STALL)  # still sending when the cable goes, however fast this machine is
     admin(b, CUT)
     cut_at = time.monotonic() - run.started
     try:
         run.wait(120)
     finally:
         admin(b, UNCUT)
+        admin(b, UNSTALL)
     assert run.rc == 1
     run.failed(b.address, f"lost contact with {b.address}: no answer for", f"during: send image {BIG}")
     assert run.seconds - cut_at < 45, run.seconds - cut_at
