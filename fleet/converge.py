@@ -126,8 +126,11 @@ class Session:
             context = ssl.create_default_context()
         return context
 
-    def gather(self, remote: Remote, images: list[str]) -> Facts:
-        step = facts_mod.probe(self.inventory.name, images, self.inventory.timeouts.command)
+    def gather(self, remote: Remote, images: list[str], *, version: bool = False) -> Facts:
+        """The host's facts in one round trip; ``version``: also the engine's, for a table people read."""
+        name = self.inventory.name
+        step = facts_mod.probe(name, desired.network_name(name), images, self.inventory.timeouts.command,
+                               version=version)
         result = remote.apply(step)
         try:
             return facts_mod.parse(result.stdout)
@@ -200,7 +203,7 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
             if prepare:
                 prepare(host, remote)
             images = plan_mod.images_of(wanted[host.id])
-            facts = session.gather(remote, images)
+            facts = session.gather(remote, images, version=dry_run)
             if recover.adopt_credentials(session.state, remote, host.id, facts, wanted[host.id],
                                          inv.timeouts.command, session.progress):
                 wanted[host.id] = session.wanted(host)  # the seats' own credentials, read back from the host
@@ -255,7 +258,7 @@ def status(session: Session) -> list[Outcome[Host, HostReport]]:
 
     def work(host: Host) -> HostReport:
         with session.connect(host) as remote:
-            facts = session.gather(remote, [])
+            facts = session.gather(remote, [], version=True)
             step = usage.command(inv.name, inv.timeouts.command)
             measured = usage.parse(remote.apply(step).stdout)
             report = HostReport(host, os=facts.os_name, docker=facts.docker_state, usage=measured.summary())

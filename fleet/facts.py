@@ -12,8 +12,23 @@ from dataclasses import dataclass, field
 from fleet import distro
 from fleet.steps import Run
 
+# One `docker inspect` answers for the fleet's containers, its network and the
+# images, whatever their type: a Go template that indexes a field works on the
+# raw JSON of each object (the Docker CLI falls back to it when the typed
+# template fails), so `index . "State"` tells a container from a network or an
+# image. Every Docker CLI run costs ~20 ms of the host's CPU, so the probe makes
+# two (three when the engine's version is asked for, for people to read).
+INSPECT = (
+    '{{if index . "State"}}{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},'
+    '"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}'
+    '{{range .Mounts}}{{if eq .Destination "/data"}}{{"\\n"}}data {{$.Name}} {{.Source}}{{end}}{{end}}'
+    '{{else if index . "IPAM"}}{"network":{{json .Name}},"labels":{{json .Labels}}}'
+    '{{else}}{"image":{{json .Id}},"tags":{{json .RepoTags}},"digests":{{json .RepoDigests}}}{{end}}'
+)
+
+# $1 fleet name, $2 "version" or "", $3 the inspect template, $4 the fleet's network, then the images.
 PROBE = r"""
-fleet=$1; shift
+fleet=$1 version=$2 format=$3 network=$4; shift 4
 t() { timeout 20 "$@"; }
 echo '--- os-release'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 echo '--- arch'; uname -m
@@ -28,20 +43,23 @@ if [ ! -d /run/cloud-init ] && ! command -v cloud-init >/dev/null 2>&1; then ech
 elif [ -e /run/cloud-init/result.json ] || [ -e /var/lib/cloud/instance/boot-finished ]; then echo done
 else echo running; fi
 echo '--- docker'; command -v docker || true
-echo '--- docker-version'; t docker version --format '{{.Server.Version}}' 2>/dev/null || true
-echo '--- containers'
-ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null)
-c=; [ -n "$ids" ] && c=$(t docker inspect --format '{"name":{{json .Name}},"state":{{json .State.Status}},"image":{{json .Image}},"restarts":{{.RestartCount}},"labels":{{json .Config.Labels}},"ports":{{json .HostConfig.PortBindings}}}' $ids)
-[ -n "$c" ] && printf '%s\n' "$c"
-echo '--- networks'; t docker network ls --quiet --filter "label=fleet.name=$fleet" --format '{{.Name}}' 2>/dev/null
+echo '--- docker-version'; [ "$version" = version ] && t docker version --format '{{.Server.Version}}' 2>/dev/null
+echo '--- engine'
+out=
+if ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null); then
+  echo answers
+  # shellcheck disable=SC2086 # ids: one word each
+  out=$(t docker inspect --format "$format" $ids "$network" "$@" 2>/dev/null)
+fi
+echo '--- lookups'; printf '%s\n' "$@"
+echo '--- objects'; [ -n "$out" ] && printf '%s\n' "$out"
 echo '--- firewall'
 if command -v ufw >/dev/null 2>&1; then echo ufw; grep -q '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null && echo active
 elif command -v firewall-cmd >/dev/null 2>&1; then echo firewalld; systemctl is-active --quiet firewalld 2>/dev/null && echo active; fi
 echo '--- firewall-ports'; cat "/etc/fleet/$fleet/firewall" 2>/dev/null
-echo '--- proxy-ca'  # only where the proxy container exists: a docker exec costs as much as the rest
-case $c in *"\"name\":\"/$fleet-proxy\""*) t docker exec "$fleet-proxy" cat /data/caddy/pki/authorities/local/root.crt 2>/dev/null ;; esac
-echo '--- images'
-for img; do printf '%s\t%s\n' "$img" "$(t docker image inspect --format '{{.Id}}' "$img" 2>/dev/null)"; done
+echo '--- proxy-ca'  # from the proxy's data volume on the host's disk: a docker exec would cost as much as the rest
+data=$(printf '%s\n' "$out" | sed -n "s|^data /$fleet-proxy ||p")
+[ -n "$data" ] && cat "$data/caddy/pki/authorities/local/root.crt" 2>/dev/null
 echo '--- end'
 """
 
@@ -68,7 +86,8 @@ class Facts:
     lock_holders: tuple[str, ...]
     cloud_init: str  # absent | running | done
     docker_installed: bool
-    docker_version: str  # empty when the engine does not answer
+    docker_running: bool  # the engine answered
+    docker_version: str = ""  # only when asked for (plan and status show it)
     containers: dict[str, Container] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
     networks: frozenset[str] = frozenset()
@@ -78,14 +97,10 @@ class Facts:
     firewall_ports: tuple[int, ...] = ()  # the ports fleet opened last time (/etc/fleet/NAME/firewall)
 
     @property
-    def docker_running(self) -> bool:
-        return bool(self.docker_version)
-
-    @property
     def docker_state(self) -> str:
         """For people: the engine's version, or why there is none."""
         if self.docker_running:
-            return f"Docker {self.docker_version}"
+            return f"Docker {self.docker_version or 'running'}"
         return "Docker installed, not running" if self.docker_installed else "no Docker"
 
     @property
@@ -96,9 +111,30 @@ class Facts:
         return distro.detect(self.os_release)
 
 
-def probe(fleet: str, images: list[str], timeout: int = 60) -> Run:
-    """The one round trip that gathers a host's facts."""
-    return Run("gather facts", ("sh", "-c", PROBE, "sh", fleet, *images), timeout)
+def probe(fleet: str, network: str, images: list[str], timeout: int = 60, *, version: bool = False) -> Run:
+    """The one round trip that gathers a host's facts (the engine's version only when asked for)."""
+    return Run("gather facts", ("sh", "-c", PROBE, "sh", fleet, "version" if version else "", INSPECT, network,
+                                *images), timeout)
+
+
+def familiar(reference: str) -> str:
+    """An image reference as Docker lists it in an image's RepoTags or RepoDigests.
+
+    Docker Hub's prefixes are dropped and a bare name means :latest; a digest
+    reference drops its tag (``a:1@sha256:..`` is listed as ``a@sha256:..``).
+    """
+    name, at, digest = reference.partition("@")
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if name.startswith("library/") and name.count("/") == 1:
+        name = name[len("library/"):]
+    path, _, last = name.rpartition("/")
+    repo, colon, _tag = last.partition(":")
+    if at:
+        return f"{path + '/' if path else ''}{repo}@{digest}"
+    return name if colon else f"{name}:latest"
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -139,19 +175,24 @@ def parse(text: str) -> Facts:
         lines = [x for x in s.get(name, []) if x.strip()]
         return lines[0].strip() if lines else default
 
-    containers = {}
-    for line in s.get("containers", []):
-        if line.strip().startswith("{"):
-            c = json.loads(line)
-            name = c["name"].lstrip("/")
-            ports = tuple(sorted({int(b["HostPort"]) for bindings in (c.get("ports") or {}).values()
+    containers, networks, found = {}, set(), {}
+    for line in s.get("objects", []):
+        if not line.startswith("{"):
+            continue  # "data NAME PATH": the probe's own note of where the proxy keeps its certificates
+        o = json.loads(line)
+        if "network" in o:
+            if "fleet.name" in (o.get("labels") or {}):
+                networks.add(o["network"])
+        elif "image" in o and "tags" in o:
+            for ref in (o.get("tags") or []) + (o.get("digests") or []):
+                found[ref] = o["image"]
+            found[o["image"]] = o["image"]
+        else:
+            name = o["name"].lstrip("/")
+            ports = tuple(sorted({int(b["HostPort"]) for bindings in (o.get("ports") or {}).values()
                                   for b in bindings or [] if b.get("HostPort")}))
-            containers[name] = Container(name, c["state"], c["image"], int(c["restarts"]), c.get("labels") or {}, ports)
-    images = {}
-    for line in s.get("images", []):
-        if line:
-            name, _, image_id = line.partition("\t")
-            images[name] = image_id.strip()
+            containers[name] = Container(name, o["state"], o["image"], int(o["restarts"]), o.get("labels") or {}, ports)
+    images = {ref: found.get(familiar(ref), "") for ref in s.get("lookups", []) if ref}
     return Facts(
         os_release=distro.parse_os_release("\n".join(s.get("os-release", []))),
         arch=one("arch"),
@@ -163,10 +204,11 @@ def parse(text: str) -> Facts:
         lock_holders=tuple(x.split("->")[-1].strip() for x in s.get("locks", []) if x.strip()),
         cloud_init=one("cloud-init", "absent"),
         docker_installed=bool(one("docker")),
+        docker_running=one("engine") == "answers",
         docker_version=one("docker-version"),
         containers=containers,
         images=images,
-        networks=frozenset(x.strip() for x in s.get("networks", []) if x.strip()),
+        networks=frozenset(networks),
         proxy_ca=_pem(s.get("proxy-ca", [])),
         firewall_tool=one("firewall"),
         firewall_active="active" in s.get("firewall", []),

@@ -184,7 +184,7 @@ def container(name: str, status: str, restarts: int, spec: str = "x") -> Contain
 
 
 def facts(*containers: Container) -> Facts:
-    return Facts({}, "x86_64", True, 2, 1, frozenset(), "apt-get", (), "absent", True, "20.10",
+    return Facts({}, "x86_64", True, 2, 1, frozenset(), "apt-get", (), "absent", True, True, "20.10",
                  containers={c.name: c for c in containers})
 
 

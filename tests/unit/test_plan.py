@@ -59,7 +59,7 @@ def converged(inv):
 
 
 def fresh(f: facts.Facts) -> facts.Facts:
-    return dataclasses.replace(f, docker_installed=False, docker_version="", containers={}, networks=frozenset(),
+    return dataclasses.replace(f, docker_installed=False, docker_running=False, containers={}, networks=frozenset(),
                                images={"fleet-jupyter:test": ""}, ports_in_use=frozenset({22}))
 
 
@@ -73,16 +73,47 @@ def test_probe_output_parses():
     assert (f.arch, f.systemd, f.cpus, f.package_manager, f.cloud_init) == ("x86_64", True, 2, "apt-get", "absent")
     assert f.memory_kb == 24684084
     assert f.docker_running and f.docker_version == "20.10.24+dfsg1"
-    assert {22, 8000, 8001, 37233}.issubset(f.ports_in_use)
+    assert {22, 8300, 8301}.issubset(f.ports_in_use)
     assert sorted(f.containers) == ["itest-nb-1", "itest-nb-2"]
     assert f.containers["itest-nb-1"].labels["fleet.seat"] == "1"
     assert f.images == {"fleet-jupyter:test": IMAGE_ID, "nope:1": ""}
     assert f.lock_holders == ()
 
 
+def test_probe_finds_the_proxy_and_reads_its_authority_from_the_data_volume():
+    f = facts.parse((HERE / "probe" / "debian12-docker-tls-proxy.txt").read_text())
+    assert sorted(f.containers) == ["itls-nb-1", "itls-nb-2", "itls-proxy"]
+    assert f.containers["itls-proxy"].host_ports == (8100, 8101)
+    assert f.networks == {"itls-seats"}
+    assert f.images["fleet-caddy:test"].startswith("sha256:") and f.images["fleet-jupyter:test"] == IMAGE_ID
+    assert f.proxy_ca.startswith("-----BEGIN CERTIFICATE-----") and f.proxy_ca.endswith("-----END CERTIFICATE-----\n")
+
+
+def test_engine_version_is_only_there_when_asked_for():
+    f = facts.parse(PROBE.replace("--- docker-version\n20.10.24+dfsg1\n", "--- docker-version\n"))
+    assert f.docker_running and f.docker_version == "" and f.docker_state == "Docker running"
+    stopped = facts.parse(PROBE.replace("--- engine\nanswers\n", "--- engine\n"))
+    assert not stopped.docker_running and stopped.docker_state == "Docker installed, not running"
+
+
+@pytest.mark.parametrize("reference, listed", [
+    ("fleet-jupyter:test", "fleet-jupyter:test"),
+    ("ubuntu", "ubuntu:latest"),
+    ("docker.io/library/ubuntu:24.04", "ubuntu:24.04"),
+    ("library/ubuntu", "ubuntu:latest"),
+    ("docker.io/rocker/rstudio:4.4", "rocker/rstudio:4.4"),
+    ("quay.io/jupyter/scipy-notebook:2025-06-02", "quay.io/jupyter/scipy-notebook:2025-06-02"),
+    ("localhost:5000/seat", "localhost:5000/seat:latest"),
+    ("quay.io/jupyter/base-notebook:2025@sha256:abc", "quay.io/jupyter/base-notebook@sha256:abc"),
+    ("sha256:abc", "sha256:abc"),
+])
+def test_image_references_are_matched_as_docker_lists_them(reference, listed):
+    assert facts.familiar(reference) == listed
+
+
 def test_cut_short_probe_is_an_error():
     with pytest.raises(ValueError, match="cut short"):
-        facts.parse(PROBE.split("--- images")[0])
+        facts.parse(PROBE.split("--- objects")[0])
 
 
 def test_converged_host_gets_no_steps(inv, converged):
@@ -145,14 +176,14 @@ def test_pull_only_when_missing(inv, converged, tmp_path):
     p.write_text(INVENTORY.replace("push: true", "push: false"))
     pulled = inventory.load(p)
     assert plan.plan(pulled, converged, wanted(pulled), {}) == []
-    missing = dataclasses.replace(fresh(converged), docker_installed=True, docker_version="27.0",
+    missing = dataclasses.replace(fresh(converged), docker_installed=True, docker_running=True,
                                   networks=frozenset({"itest-seats"}))
     steps = plan.plan(pulled, missing, wanted(pulled), {})
     assert steps[0].argv == ("docker", "pull", "--quiet", "fleet-jupyter:test")
 
 
 def test_installed_but_stopped_docker_is_started(inv, converged):
-    stopped = dataclasses.replace(converged, docker_version="")
+    stopped = dataclasses.replace(converged, docker_running=False)
     steps = plan.plan(inv, stopped, wanted(inv), {"fleet-jupyter:test": IMAGE_ID})
     assert steps[0].title == "finish any interrupted package installation"  # a cut-off dpkg run is finished first
     assert steps[1].argv == ("systemctl", "enable", "--now", "docker")
