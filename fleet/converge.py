@@ -216,10 +216,11 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
                     else:
                         session.progress(f"  {host.id}: {step.title}")
                         remote.apply(step)
-                before, facts = facts, session.gather(remote, images)
-                if recover.started_seats(report.steps):  # a seat that exits at once looks fine for a moment
+                before, started = facts, recover.started_seats(report.steps)
+                if started:  # a seat that exits at once looks fine for a moment
                     recover.settle()
-                    facts = session.gather(remote, images)
+                facts = session.gather(remote, images)
+                if started:
                     looping = recover.crashed(before, facts, [w.name for w in wanted[host.id]])
                     if looping:
                         secrets = list(session.state.data["secrets"].get(host.id, {}).values())
