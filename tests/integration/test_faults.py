@@ -478,11 +478,26 @@ def test_sudo_password_with_shell_metacharacters_works_and_runs_nothing(lab, cla
     assert lab.run("teardown", "--hosts", str(inv), "--yes", env={"FABRIC_SUDO_PASSWORD": PASSWORD}).rc == 0
 
 
-def test_network_cut_in_the_middle_of_an_image_transfer(lab, classroom):
+def sending(lab: Lab, fleet: str, publish: int) -> tuple[object, Path, Fab]:
+    """A provision of ``fleet`` onto host B that is sending B the big image right now: (B, inventory, run)."""
     b = lab.hosts["b"]
-    inv = lab.inventory("faultsnet", [b.address], image=BIG, publish=9200)
+    inv = lab.inventory(fleet, [b.address], image=BIG, publish=publish)
+    admin(b, f"docker rm -f $(docker ps -aq --filter label=fleet.name={fleet}) 2>/dev/null; "
+             f"docker rmi -f {BIG} >/dev/null 2>&1; true")  # so that this run sends the image again
     run = Fab(lab, "provision", "--hosts", str(inv))
     run.when(rf"{re.escape(b.address)}: send image {BIG}", timeout=120)
+    return b, inv, run
+
+
+def converges_again(lab: Lab, inv: Path, host) -> None:
+    """A plain re-run finishes the job: exit 0, the host's seat running."""
+    again = lab.run("provision", "--hosts", str(inv))
+    assert again.rc == 0, again.text
+    again.running(host.address, 1)
+
+
+def test_network_cut_in_the_middle_of_an_image_transfer(lab, classroom):
+    b, inv, run = sending(lab, "faultsnet", 9200)
     admin(b, STALL)  # still sending when the cable goes, however fast this machine is
     admin(b, CUT)
     cut_at = time.monotonic() - run.started
@@ -494,23 +509,11 @@ def test_network_cut_in_the_middle_of_an_image_transfer(lab, classroom):
     assert run.rc == 1
     run.failed(b.address, f"lost contact with {b.address}: no answer for", f"during: send image {BIG}")
     assert run.seconds - cut_at < 45, run.seconds - cut_at
-    again = lab.run("provision", "--hosts", str(inv))
-    assert again.rc == 0, again.text
-    again.running(b.address, 1)
-
-
-def fresh_push(host, fleet: str) -> None:
-    """Make the next provision of ``fleet`` send its image again."""
-    admin(host, f"docker rm -f $(docker ps -aq --filter label=fleet.name={fleet}) 2>/dev/null; "
-                f"docker rmi -f {BIG} >/dev/null 2>&1; true")
+    converges_again(lab, inv, b)
 
 
 def test_ctrl_c_during_a_transfer_lets_it_finish_then_stops_with_a_summary(lab, classroom):
-    b = lab.hosts["b"]
-    inv = lab.inventory("faultsint", [b.address], image=BIG, publish=9250)
-    fresh_push(b, "faultsint")
-    run = Fab(lab, "provision", "--hosts", str(inv))
-    run.when(rf"{re.escape(b.address)}: send image {BIG}", timeout=120)
+    b, inv, run = sending(lab, "faultsint", 9250)
     sent = run.signal(signal.SIGINT, group=True)  # a terminal's Ctrl-C reaches the whole process group
     run.wait(60)
     assert run.rc == 130
@@ -520,17 +523,11 @@ def test_ctrl_c_during_a_transfer_lets_it_finish_then_stops_with_a_summary(lab, 
     assert "0 of 1 hosts converged" in run.stdout
     assert run.stderr.splitlines()[-1] == "fleet: interrupted (SIGINT); run the same command again to finish the job"
     lab.state_of("faultsint")  # still valid JSON
-    again = lab.run("provision", "--hosts", str(inv))
-    assert again.rc == 0, again.text
-    again.running(b.address, 1)
+    converges_again(lab, inv, b)
 
 
 def test_sigterm_then_ctrl_c_stops_at_once(lab, classroom):
-    b = lab.hosts["b"]
-    inv = lab.inventory("faultsint", [b.address], image=BIG, publish=9250)
-    fresh_push(b, "faultsint")
-    run = Fab(lab, "provision", "--hosts", str(inv))
-    run.when(rf"{re.escape(b.address)}: send image {BIG}", timeout=120)
+    b, inv, run = sending(lab, "faultsint", 9250)
     admin(b, STALL)  # the transfer is under way and cannot finish by itself
     try:
         run.signal(signal.SIGTERM)
@@ -544,9 +541,7 @@ def test_sigterm_then_ctrl_c_stops_at_once(lab, classroom):
     run.failed(b.address, f"interrupted (SIGTERM) during: send image {BIG}")
     assert "closing every connection now" in run.stderr
     lab.state_of("faultsint")
-    again = lab.run("provision", "--hosts", str(inv))
-    assert again.rc == 0, again.text
-    again.running(b.address, 1)
+    converges_again(lab, inv, b)
 
 
 # Moments: while Python starts, as hosts finish, while the table is printed, as the summary is printed.
