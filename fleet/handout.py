@@ -108,11 +108,11 @@ def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, 
         secret = secrets.get(host.id, {}).get(seat.container)
         if secret is None:
             continue
-        svc = seat.service
+        svc, name = seat.service, proxy.public_name(inventory, host)
         out.append(Card(
             student=students.get(roster.SeatKey(host.id, seat.container)), host=host.id, service=svc.name,
-            kind=svc.kind, seat=seat.number, url=seat.url(proxy.public_name(inventory, host)), user=svc.login_user,
-            secret=secret, login_url=seat.url(proxy.public_name(inventory, host), secret), container=seat.container,
+            kind=svc.kind, seat=seat.number, url=seat.url(name), user=svc.login_user,
+            secret=secret, login_url=seat.url(name, secret), container=seat.container,
         ))
     return out
 
