@@ -153,10 +153,6 @@ def load_image(host: Host, image: str) -> None:
     host.exec("docker", "load", "-q", input=saved(image), timeout=600)
 
 
-def image_id(image: str) -> str:
-    return sh(["docker", "image", "inspect", "--format", "{{.Id}}", image]).strip()
-
-
 @dataclass
 class SshdEvents:
     """What sshd logged on one host, with the time of each line (seconds since the epoch)."""
