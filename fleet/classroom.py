@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet import commands, handout, proxy, roster, usage
+from fleet import commands, handout, roster
 from fleet.converge import HostReport, Session, provision
 from fleet.errors import HostError, InputError
 from fleet.inventory import Host
@@ -239,33 +239,14 @@ def batches(order: list[tuple[Host, Seat]], size: int) -> list[list[tuple[Host, 
     return [order[i:i + size] for i in range(0, len(order), max(1, size))]
 
 
-def seat_health(session: Session, host: Host, seat: Seat, deadline: float) -> str | None:
-    """None once the seat answers its login as a student would (Jupyter: 200 with its token); else why not."""
-    secret = session.state.data["secrets"].get(host.id, {}).get(seat.container)
-    name = proxy.public_name(session.inventory, host)
-    url = seat.url(name) + ("api/status" if seat.service.kind == "jupyter" else "")
-    context = session.trust(host)
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if seat.service.kind == "jupyter":
-            last = usage.health(url, context, token=secret or "")
-            if last == "up (200)":
-                return None
-        else:
-            last = usage.health(url, context)
-            if last.startswith("up"):
-                return None
-        time.sleep(2)
-    return last
-
-
 def upgrade(session: Session, *, batch: int, wait: int,
             progress: Callable[[str], None]) -> tuple[list[Batch], list[Outcome[Host, HostReport]]]:
-    """Replace seats whose spec changed, ``batch`` at a time, each batch healthy before the next.
+    """Replace seats whose spec changed, ``batch`` at a time, each batch answering before the next.
 
-    Stops at the first batch with a seat that does not come back healthy
-    within ``wait`` seconds: the seats of later batches keep running what they
-    ran. Volumes and credentials are kept, so students keep their files and passwords.
+    Stops at the first batch with a seat that does not answer within ``wait``
+    seconds (the readiness check of provision: Jupyter logs in with its token):
+    the seats of later batches keep running what they ran. Volumes and
+    credentials are kept, so students keep their files and passwords.
     """
     done: list[Batch] = []
     for group in batches(seat_order(session), batch):
@@ -273,11 +254,10 @@ def upgrade(session: Session, *, batch: int, wait: int,
         hosts = tuple(dict.fromkeys(h for h, _ in group))
         only = {s.container for _, s in group}
         progress(f"upgrade: {', '.join(f'{h.id}/{s.container}' for h, s in group)}")
-        outcomes = provision(session, hosts=hosts, only=only)
+        outcomes = provision(session, hosts=hosts, only=only, ready_timeout=wait)
         failed = {o.item.id: o.error for o in outcomes if not o.ok}
-        deadline = time.monotonic() + wait
         for host, seat in group:
-            why = failed.get(host.id) or seat_health(session, host, seat, deadline)
+            why = failed.get(host.id)
             (b.unhealthy if why else b.healthy).append(f"{host.id}/{seat.container}" + (f": {why}" if why else ""))
         done.append(b)
         if b.unhealthy:

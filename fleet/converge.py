@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import resource
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleet import commands, desired, droplets, proxy, recover, usage
+from fleet import commands, desired, droplets, proxy, ready, recover, usage
 from fleet import facts as facts_mod
 from fleet import plan as plan_mod
 from fleet import relay as relay_mod
@@ -111,21 +110,6 @@ class Session:
                 self.state.data["host_keys"] = dict(self.keys.pinned)
                 self.state.save()
 
-    def trust(self, host: Host) -> ssl.SSLContext:
-        """How this computer checks a seat's certificate: the host's proxy authority when the state has it.
-
-        Without it (tls: internal before the first provision finished) the
-        certificate is not checked: this context only asks whether a seat answers.
-        """
-        pem = self.state.data.get("proxy_ca", {}).get(host.id)
-        if pem:
-            context = ssl.create_default_context(cadata=pem)
-        elif self.inventory.model.tls.mode == "internal":
-            context = ssl._create_unverified_context()  # noqa: S323 - health only, never credentials
-        else:
-            context = ssl.create_default_context()
-        return context
-
     def gather(self, remote: Remote, images: list[str], *, version: bool = False) -> Facts:
         """The host's facts in one round trip; ``version``: also the engine's, for a table people read."""
         name = self.inventory.name
@@ -168,7 +152,8 @@ def local_ids(inventory: Inventory) -> dict[str, str]:
 
 def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Confirm | None = None,
               hosts: tuple[Host, ...] | None = None, only: set[str] | None = None,
-              prepare: Callable[[Host, Remote], None] | None = None) -> list[Outcome[Host, HostReport]]:
+              prepare: Callable[[Host, Remote], None] | None = None,
+              ready_timeout: int | None = None) -> list[Outcome[Host, HostReport]]:
     """Bring every host to the inventory; with dry_run, only probe and plan.
 
     With a digitalocean block, the droplets are created or adopted first
@@ -180,6 +165,11 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
     droplet is created or destroyed), ``only`` to those containers (others
     are left as they are, even if their spec changed), and ``prepare`` acts
     on each host's connection before its facts are gathered.
+
+    A host is done when every seat started or replaced there answers as a
+    student's browser would ask it (fleet/ready.py), each within its
+    ``ready_timeout`` (or the one given here); a seat that stops or never
+    answers fails its host with the reason.
     """
     inv = session.inventory
     for warning in proxy.warnings(inv):
@@ -216,15 +206,11 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
                     else:
                         session.progress(f"  {host.id}: {step.title}")
                         remote.apply(step)
-                before, started = facts, recover.started_seats(report.steps)
-                if started:  # a seat that exits at once looks fine for a moment
-                    recover.settle()
+                if started_containers(report.steps):
+                    session.progress(f"  {host.id}: wait until every seat answers")
+                    wait_until_ready(session, remote, host, facts, wanted[host.id], report.steps, only=only,
+                                     timeout=ready_timeout)
                 facts = session.gather(remote, images)
-                if started:
-                    looping = recover.crashed(before, facts, [w.name for w in wanted[host.id]])
-                    if looping:
-                        secrets = list(session.state.data["secrets"].get(host.id, {}).values())
-                        raise HostError(recover.why(remote, looping, secrets, inv.timeouts.command))
                 report.docker = facts.docker_state
             report.seats = seat_reports(inv, host, facts, wanted[host.id])
             report.round_trips = remote.round_trips
@@ -248,12 +234,40 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
     return outcomes
 
 
-def status(session: Session) -> list[Outcome[Host, HostReport]]:
-    """Each seat's container state, restarts, health at its URL, CPU and memory; each host's load, memory, disk.
+def started_containers(steps: list[Step]) -> bool:
+    """Did these steps run or start a container (a seat's, or the proxy every seat is reached through)?"""
+    return any(isinstance(s, Run) and s.argv[:2] in (("docker", "run"), ("docker", "start")) for s in steps)
 
-    Two round trips per host (facts, then docker stats), and one HTTP request
-    per seat from this computer, each bounded by a timeout so that a dead host
-    or seat shows as such instead of stalling the table.
+
+def wait_until_ready(session: Session, remote: Remote, host: Host, before: Facts, wanted: list[Wanted],
+                     steps: list[Step], *, only: set[str] | None = None, timeout: int | None = None) -> None:
+    """Return once every seat of ``wanted`` (of ``only``) answers; HostError naming those that stopped or stayed silent."""
+    inv = session.inventory
+    ran = {s.argv for s in steps if isinstance(s, Run)}
+    kept = {name: c.restarts for name, c in before.containers.items()}
+    restarts = {w.name: kept.get(w.name, 0) for w in wanted if w.run not in ran}  # a new container counts from 0
+    secrets = session.state.data["secrets"].get(host.id, {})
+    asked = [w for w in wanted if only is None or w.name in only]
+    checks = ready.checks(inv, host, asked, secrets, restarts, timeout=timeout)
+    if not checks:
+        return
+    watch = [(w.name, restarts.get(w.name, 0)) for w in wanted if w.seat is None]
+    result = remote.run(ready.argv(wait=True, volume=ready.trust_volume(inv)), stdin=ready.stdin(checks, watch),
+                        timeout=ready.timeout_for(checks, wait=True), title="ask every seat whether it answers")
+    answers, lost, why = ready.parse(result.stdout)
+    missing = [c.container for c in checks if c.container not in answers]
+    if missing:
+        raise HostError(f"the readiness check ended without a word on {', '.join(missing)}: {result.stderr.strip()[-200:]}")
+    if lost or not all(a.ready for a in answers.values()):
+        raise HostError(ready.explain(answers, lost, why, secrets.values(), {c.container: c.timeout for c in checks})
+                        + "; see `fab logs`")
+
+
+def status(session: Session) -> list[Outcome[Host, HostReport]]:
+    """Each seat's container state, restarts, health, CPU and memory; each host's load, memory, disk.
+
+    Three round trips per host: facts, docker stats, and one try of each seat
+    through its host's proxy (the check provision waits with, fleet/ready.py).
     """
     inv = session.inventory
 
@@ -268,16 +282,22 @@ def status(session: Session) -> list[Outcome[Host, HostReport]]:
             extra = sorted(set(facts.containers) - {s.container for s in report.seats})
             report.seats += [SeatReport(n, facts.containers[n].labels.get("fleet.service", "?"), 0, "",
                                         f"{facts.containers[n].state} (not in inventory)") for n in extra]
+            existing = {n: c.restarts for n, c in facts.containers.items()}
+            checks = ready.checks(inv, host, [w for w in wanted if w.name in existing],
+                                  session.state.data["secrets"].get(host.id, {}), existing)
+            answers: dict[str, ready.Answer] = {}
+            if checks and facts.docker_running:
+                result = remote.run(ready.argv(wait=False, volume=ready.trust_volume(inv)), stdin=ready.stdin(checks),
+                                    timeout=ready.timeout_for(checks, wait=False), title="ask every seat once")
+                answers = ready.parse(result.stdout)[0]
             report.round_trips = remote.round_trips
-        context = session.trust(host)
         for seat in report.seats:
             u = measured.seats.get(seat.container)
             if u:
                 seat.cpu = f"{u.cpu_percent:.1f}%"
                 seat.memory = f"{usage.human(u.memory)} / {usage.human(u.limit)}"
             if seat.url:
-                path = "api/status" if seat.service in {s.name for s in inv.services if s.kind == "jupyter"} else ""
-                seat.health = usage.health(seat.url + path, context)
+                seat.health = answers[seat.container].health if seat.container in answers else "DOWN (no container)"
         return report
 
     return session.fan_out(work)

@@ -64,7 +64,7 @@ def proxy_container(inventory: Inventory, host: Host, seats: list[Seat]) -> Want
     args = ["--network", network_name(fleet)]
     for port in ports:
         args += ["--publish", f"{port}:{port}"]
-    args += ["--volume", f"{fleet}-proxy-data:/data", "--volume", f"{fleet}-proxy-config:/config",
+    args += ["--volume", f"{proxy.data_volume(fleet)}:/data", "--volume", f"{fleet}-proxy-config:/config",
              "--volume", f"{path}:/etc/caddy/Caddyfile:ro"]
     files = [Upload("write the proxy's Caddyfile", path, caddyfile.encode(), 0o600, inventory.timeouts.command)]
     return wanted(proxy.container_name(fleet), inventory.model.proxy.image, {LABEL: fleet, "fleet.role": "proxy"},
@@ -82,4 +82,4 @@ def for_host(inventory: Inventory, host: Host, secrets: dict[str, str]) -> list[
 
 def volumes(fleet: str) -> list[str]:
     """Named volumes a fleet's containers create (removed by teardown)."""
-    return [f"{fleet}-proxy-data", f"{fleet}-proxy-config"]
+    return [proxy.data_volume(fleet), f"{fleet}-proxy-config"]

@@ -43,6 +43,7 @@ if [ ! -d /run/cloud-init ] && ! command -v cloud-init >/dev/null 2>&1; then ech
 elif [ -e /run/cloud-init/result.json ] || [ -e /var/lib/cloud/instance/boot-finished ]; then echo done
 else echo running; fi
 echo '--- docker'; command -v docker || true
+echo '--- curl'; command -v curl || true
 echo '--- docker-version'; [ "$version" = version ] && t docker version --format '{{.Server.Version}}' 2>/dev/null
 echo '--- engine'
 out=
@@ -88,6 +89,7 @@ class Facts:
     docker_installed: bool
     docker_running: bool  # the engine answered
     docker_version: str = ""  # only when asked for (plan and status show it)
+    curl: bool = True  # seats are asked with curl (fleet.ready); the plan installs it when missing
     containers: dict[str, Container] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
     networks: frozenset[str] = frozenset()
@@ -206,6 +208,7 @@ def parse(text: str) -> Facts:
         docker_installed=bool(one("docker")),
         docker_running=one("engine") == "answers",
         docker_version=one("docker-version"),
+        curl=bool(one("curl")) if "curl" in s else True,
         containers=containers,
         images=images,
         networks=frozenset(networks),

@@ -29,6 +29,7 @@ import segno
 from fleet import droplets, proxy, roster
 from fleet.errors import InputError
 from fleet.inventory import Host, Inventory
+from fleet.kinds import KINDS
 from fleet.report import table
 from fleet.seats import Seat, expand, new_secret
 from fleet.state import State
@@ -166,7 +167,7 @@ def _secret_html(secret: str) -> str:
 
 def card_html(card: Card, certificate_note: str | None) -> str:
     """One card: who, where, how to log in, and the QR code of the login link."""
-    secret_name = "Token" if card.kind == "jupyter" else "Password"
+    secret_name = KINDS[card.kind].secret_word
     if card.login_url != card.url:
         how = "Scan the code, or open the address and enter the token."
     else:

@@ -112,10 +112,16 @@ case $rc in
 esac
 """
 
-# $1 package manager. Docker's .repo file is fetched with curl; on RHEL 9
-# `dnf install curl` would clash with curl-minimal, so install only if absent.
+# $1 package manager. Docker's .repo file is fetched with curl, and fleet asks each seat with it
+# (fleet/ready.py); on RHEL 9 `dnf install curl` would clash with curl-minimal, so install only if
+# absent. apt's lists may be empty on a fresh image: update them only when the install fails.
 ENSURE_CURL = r"""
-command -v curl >/dev/null 2>&1 || "$1" -y install curl
+command -v curl >/dev/null 2>&1 && exit 0
+case $1 in
+  apt-get) export DEBIAN_FRONTEND=noninteractive
+           apt-get -q -y install curl ca-certificates || { apt-get -q update && apt-get -q -y install curl ca-certificates; } ;;
+  *) "$1" -y install curl ;;
+esac
 """
 
 # Without systemd: enable at boot with whichever tool the init system has.
@@ -262,6 +268,15 @@ def start_docker_steps(systemd: bool, *, repair: bool = True) -> list[Step]:
     wait = sh(f"wait up to {DOCKER_WAIT}s for Docker to answer", WAIT_FOR_DOCKER, str(DOCKER_WAIT),
               timeout=DOCKER_WAIT + GRACE)
     return [*steps, start, wait]
+
+
+def curl_steps(package_manager: str, t: Timeouts) -> list[Step]:
+    """curl, which fleet asks each seat with, where the host lacks it."""
+    if package_manager not in ("apt-get", "dnf", "yum"):
+        raise UnsupportedOS("curl is missing and no apt-get, dnf or yum was found to install it; install curl")
+    return [*_lock_wait("package manager lock", APT_LOCKS if package_manager == "apt-get" else RPM_LOCKS, t),
+            sh("install curl (fleet asks each seat with it)", ENSURE_CURL, package_manager,
+               timeout=max(t.lock, 0) + t.install)]
 
 
 def _cloud_init_wait(t: Timeouts) -> list[Step]:

@@ -17,13 +17,14 @@ import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleet import roster as roster_mod
 from fleet.errors import InputError
+from fleet.kinds import KINDS, Kind, Ready
 
 MAX_FILE_BYTES = 1_000_000
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
@@ -36,25 +37,6 @@ MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)(?:i?b)?$", re.IGNORECASE)
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-class Kind(NamedTuple):
-    """What fleet knows about a kind of server image."""
-
-    port: int | None  # the port it listens on inside the container
-    secret_env: str | None  # the variable that receives the seat's generated secret
-    login_user: str  # the user name students log in with ("" when the secret alone logs in)
-    workdir: str | None  # the students' files: kept in a volume per seat
-    exec_user: str  # who owns those files ("" = the image's own USER)
-
-
-KIND_DEFAULTS = {
-    # docker-stacks images run as jovyan (uid 1000) with their home as the notebook root
-    "jupyter": Kind(8888, "JUPYTER_TOKEN", "", "/home/jovyan", ""),
-    # rocker images run as root and serve the home of user rstudio
-    "rstudio": Kind(8787, "PASSWORD", "rstudio", "/home/rstudio", "rstudio"),
-    "generic": Kind(None, None, "", None, ""),
-}
-
-
 def parse_size(text: str) -> int:
     """'512m', '2g', '1.5GiB' → bytes (Docker's units: powers of 1024)."""
     m = MEMORY_RE.match(text.strip())
@@ -239,6 +221,8 @@ class Service(Model):
     secret_env: str | None = None
     workdir: str | None = None  # the students' files (a volume per seat); default per kind
     user: str | None = None  # who owns them inside the container; default per kind
+    health: str | None = None  # the path that answers 200-399 once the seat is up; default per kind
+    ready_timeout: int | None = Field(None, ge=1, le=3600)  # seconds a new seat gets to answer; default per kind
 
     @field_validator("name")
     @classmethod
@@ -289,6 +273,13 @@ class Service(Model):
 
     _user = field_validator("user")(lambda v: _check_user(v) if v else v)
 
+    @field_validator("health")
+    @classmethod
+    def _health(cls, v: str | None) -> str | None:
+        if v is not None and (not re.match(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$", v) or len(v) > 200):
+            raise ValueError(f"{v!r} is not a URL path; write one starting with /, e.g. /healthz")
+        return v
+
     @field_validator("secret_env")
     @classmethod
     def _secret_env(cls, v: str | None) -> str | None:
@@ -298,7 +289,7 @@ class Service(Model):
 
     @model_validator(mode="after")
     def _kind_rules(self) -> Service:
-        default_port, default_secret = KIND_DEFAULTS[self.kind][:2]
+        default_port, default_secret = KINDS[self.kind].port, KINDS[self.kind].secret_env
         if self.port is None and default_port is None:
             raise ValueError("a generic service needs `port:` (the port the server listens on inside the container)")
         if self.kind == "generic" and not self.secret_env:
@@ -316,23 +307,34 @@ class Service(Model):
 
     @property
     def container_port(self) -> int:
-        return self.port if self.port is not None else KIND_DEFAULTS[self.kind][0]
+        return self.port if self.port is not None else KINDS[self.kind].port
+
+    @property
+    def kind_of(self) -> Kind:
+        return KINDS[self.kind]
 
     @property
     def login_secret_env(self) -> str:
-        return self.secret_env or KIND_DEFAULTS[self.kind][1]
+        return self.secret_env or KINDS[self.kind].secret_env
 
     @property
     def login_user(self) -> str:
-        return KIND_DEFAULTS[self.kind].login_user
+        return KINDS[self.kind].login_user
 
     @property
     def work_dir(self) -> str | None:
-        return self.workdir or KIND_DEFAULTS[self.kind].workdir
+        return self.workdir or KINDS[self.kind].workdir
 
     @property
     def exec_user(self) -> str:
-        return self.user if self.user is not None else KIND_DEFAULTS[self.kind].exec_user
+        return self.user if self.user is not None else KINDS[self.kind].exec_user
+
+    @property
+    def readiness(self) -> Ready:
+        """How this service's seats show they answer: the kind's check, with the inventory's overrides."""
+        ready = KINDS[self.kind].ready
+        return Ready(self.health or ready.path, "ok" if self.health and ready.expect == "any" else ready.expect,
+                     self.ready_timeout or ready.timeout)
 
     @property
     def memory_bytes(self) -> int | None:

@@ -109,6 +109,8 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
     """
     check_host(facts, wanted)
     steps = docker_steps(inventory, facts)
+    if not facts.curl and any(w.seat for w in wanted):
+        steps += install.curl_steps(facts.package_manager, inventory.timeouts)
     steps += image_steps(inventory, facts, wanted, local_ids)
     steps += network_steps(inventory, facts, inventory.timeouts.command)
     after_push = {**facts.images, **local_ids}

@@ -26,6 +26,11 @@ def container_name(fleet: str) -> str:
     return f"{fleet}-proxy"
 
 
+def data_volume(fleet: str) -> str:
+    """The proxy's data volume: its certificates, and the root of its own authority (tls: internal)."""
+    return f"{fleet}-proxy-data"
+
+
 def needs_port_80(inventory: Inventory) -> bool:
     """Let's Encrypt's HTTP challenge arrives on port 80."""
     return inventory.model.tls.mode in ("sslip", "acme")

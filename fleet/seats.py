@@ -50,10 +50,7 @@ class Seat:
     def url(self, name: str, secret: str | None = None) -> str:
         """The address a student opens; with the secret, the one-click login link."""
         host = f"[{name}]" if ":" in name else name
-        base = f"{'https' if self.https else 'http'}://{host}:{self.host_port}/"
-        if secret and self.service.kind == "jupyter":
-            return f"{base}?token={secret}"
-        return base
+        return self.service.kind_of.login_link(f"{'https' if self.https else 'http'}://{host}:{self.host_port}/", secret)
 
 
 def expand(inventory: Inventory) -> list[Seat]:

@@ -1,16 +1,12 @@
 """How busy a host and its seats are: the mpstat view, from one extra round trip.
 
 The script is fixed; its output is parsed by pure functions tested on
-captured text. Seat health is asked from this computer, the way a student's
-browser reaches the seat.
+captured text. Seat health is fleet/ready.py's check, asked once.
 """
 from __future__ import annotations
 
 import json
 import re
-import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 from fleet import facts
@@ -89,20 +85,3 @@ def parse(text: str) -> HostUsage:
         if len(cols) >= 6 and cols[5] not in disks:
             disks[cols[5]] = (int(cols[2]) * 1024, int(cols[1]) * 1024)
     return HostUsage(load, mem.get("MemTotal", 0), mem.get("MemAvailable", 0), disks, seats)  # type: ignore[arg-type]
-
-
-def health(url: str, context: ssl.SSLContext | None, timeout: float = 5, token: str | None = None) -> str:
-    """Whether the seat's server answers at its URL: any HTTP answer below 500 means it is up.
-
-    Asked without credentials, a working Jupyter answers 403 (it wants the
-    token) and that counts as up; with ``token`` it must answer 200 to log in.
-    """
-    headers = {"Authorization": f"token {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout, context=context) as r:
-            return f"up ({r.status})"
-    except urllib.error.HTTPError as e:
-        return f"up ({e.code})" if e.code < 500 else f"DOWN ({e.code})"
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        return f"DOWN ({reason})"

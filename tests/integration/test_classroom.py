@@ -40,6 +40,8 @@ def lab(start_hosts, keypair, built_images, tmp_path_factory):
     lab = {"host": host, "key": keypair[0], "work": work, "inv": inv, "fields": fields, "state": work / "state"}
     out = run(lab, "provision")
     assert out.returncode == 0, out.stdout + out.stderr
+    # done means answering: both seats log in with their tokens the moment provision returns, no second try
+    assert [token_status(lab, n, deadline=0) for n in (1, 2)] == [200, 200]
     yield lab
     subprocess.run(["docker", "rmi", "-f", "fleet-jupyter:broken", "fleet-jupyter:v2"], capture_output=True, timeout=60)
 
@@ -52,13 +54,14 @@ def state(lab) -> dict:
     return json.loads((lab["state"] / "class.json").read_text())
 
 
-def token_status(lab, seat: int) -> int:
-    """What seat N's /api/status answers to its own token, checked against the host's proxy authority."""
+def token_status(lab, seat: int, deadline: float = 90) -> int:
+    """What seat N's /api/status answers to its own token, checked against the host's proxy authority
+    (``deadline``: seconds to keep trying while nothing answers; 0: one try)."""
     host = lab["host"]
     s = state(lab)
     secret = s["secrets"][host.address][f"class-nb-{seat}"]
     ctx = ssl.create_default_context(cadata=s["proxy_ca"][host.address])
-    return seat_http(f"https://{host.address}:{7999 + seat}/", secret, ctx)
+    return seat_http(f"https://{host.address}:{7999 + seat}/", secret, ctx, deadline)
 
 
 def status(lab) -> dict:
@@ -73,7 +76,7 @@ def test_status_shows_health_cpu_memory_and_host_usage(lab):
     assert seats["_rc"] == 0
     for n in (1, 2):
         s = seats[f"class-nb-{n}"]
-        assert (s["state"], s["health"]) == ("running", "up (403)")  # alive, and wants its token
+        assert (s["state"], s["health"]) == ("running", "up (200)")  # alive, and logs in with its token
         assert s["cpu"].endswith("%") and s["memory"].endswith("/ 256.0 MiB")
     assert seats["_usage"].startswith("load ") and "memory " in seats["_usage"] and "disk /" in seats["_usage"]
     table = run(lab, "status").stdout
@@ -87,7 +90,7 @@ def test_a_stopped_seat_is_seen_dead_within_the_timeout(lab):
     assert time.monotonic() - started < 30
     assert seats["class-nb-2"]["state"] == "exited"
     assert seats["class-nb-2"]["health"].startswith("DOWN")
-    assert seats["class-nb-1"]["health"] == "up (403)"
+    assert seats["class-nb-1"]["health"] == "up (200)"
 
 
 def test_reset_by_student_name_keeps_the_token(lab):

@@ -47,24 +47,29 @@ from tests.integration.conftest import ROOT
 pytestmark = pytest.mark.hosts
 
 FAB = [sys.executable, "-m", "fabric"]
-IDLE, CRASH, BIG = "fleet-faults-idle:test", "fleet-faults-crash:test", "fleet-faults-big:test"
+IDLE, CRASH, LATE, BIG = ("fleet-faults-idle:test", "fleet-faults-crash:test", "fleet-faults-late:test",
+                          "fleet-faults-big:test")
+SERVE = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]'  # a seat that answers HTTP, as web apps do
 PASSWORD = "pa$(touch /tmp/fleet-pwned-pw) 'q\"; `id` x"  # pwuser's sudo password: hostile on purpose
 
-# Images without a registry: the programs they need, copied with their libraries out of debian:bookworm.
+# Images without a registry: the programs they need, copied with their libraries out of debian:bookworm;
+# a static busybox serves HTTP, so that a seat answers fleet's readiness check as a web app would.
 DOCKERFILE = """\
 FROM debian:bookworm AS base
-RUN mkdir -p /out/tmp && chmod 1777 /out/tmp \\
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends busybox-static \\
+ && mkdir -p /out/tmp /out/www && chmod 1777 /out/tmp && cp /bin/busybox /out/bin-busybox && echo ok > /out/www/index.html \\
  && for f in /bin/dash /bin/sleep /usr/bin/env; do cp --parents "$f" /out/; \\
       for lib in $(ldd "$f" | grep -o '/[^ ]*'); do cp --parents -L "$lib" /out/; done; done \\
- && ln -s dash /out/bin/sh {extra}
+ && mv /out/bin-busybox /out/bin/busybox && ln -s dash /out/bin/sh {extra}
 FROM scratch
 COPY --from=base /out/ /
 CMD {cmd}
 """
 IMAGES = {
-    IDLE: ("", '["/bin/sleep", "infinity"]'),
+    IDLE: ("", SERVE),
     CRASH: ("", '["/bin/sh", "-c", "echo \\"fatal: /etc/app.conf is missing\\" >&2; exit 3"]'),
-    BIG: ("&& head -c 64M /dev/urandom > /out/blob", '["/bin/sleep", "infinity"]'),
+    LATE: ("", '["/bin/sh", "-c", "sleep 8; echo \\"fatal: licence server unreachable\\" >&2; exit 4"]'),
+    BIG: ("&& head -c 64M /dev/urandom > /out/blob", SERVE),
 }
 
 INVENTORY = """\
@@ -666,13 +671,17 @@ def test_image_that_does_not_exist(lab, classroom):
     assert lab.run("teardown", "--hosts", str(lab.work / "faultsimg.yml"), "--yes").rc == 0
 
 
-def test_container_that_exits_at_once(lab, classroom):
+def test_seats_that_exit_at_once_or_after_8_s_are_reported_as_soon_as_they_stop(lab, classroom):
     a = lab.hosts["a"]
-    inv = lab.inventory("faultscrash", [a.address], image=CRASH, publish=9450, seats=2)
+    services = (SERVICE.format(svc="app", image=CRASH, publish=9450, seats=2, push="true", extra="")
+                + SERVICE.format(svc="late", image=LATE, publish=9460, seats=1, push="true", extra=""))
+    inv = lab.inventory("faultscrash", [a.address], services=services)
     run = lab.run("provision", "--hosts", str(inv))
-    assert run.rc == 1 and run.seconds < 90
+    # reported when the late one stops (8 s after it started), not after its 60 s ready_timeout
+    assert run.rc == 1 and run.seconds < 50, run.seconds
     line = run.failed(a.address, "faultscrash-app-1, faultscrash-app-2 keep stopping (exit code 3, restarted",
-                      "times): fatal: /etc/app.conf is missing")
+                      "time", "fatal: /etc/app.conf is missing",
+                      "faultscrash-late-1 keeps stopping (exit code 4, restarted 1 time): fatal: licence server unreachable")
     token = lab.state_of("faultscrash")["secrets"][a.address]["faultscrash-app-1"]
     assert token not in line
     assert lab.run("teardown", "--hosts", str(inv), "--yes").rc == 0  # and nothing keeps restarting

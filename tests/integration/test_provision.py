@@ -81,6 +81,13 @@ def test_provision_fresh_hosts_with_one_unreachable(fleet):
     started = time.monotonic()
     out = run(fleet, "provision", "--hosts", str(fleet["lab"]))
     fleet["fresh_seconds"] = time.monotonic() - started
+    # Done means answering: the moment provision returns, every seat of the hosts that converged logs in
+    # with its own token through the proxy (one try each, no waiting), while the run's own load is still on.
+    state = json.loads(fleet["state"].joinpath("itest.json").read_text())
+    answers = {(h.address, n): seat_http(f"https://{h.address}:{7999 + n}/", state["secrets"][h.address][f"itest-nb-{n}"],
+                                         trust(fleet, h.address), deadline=0)
+               for h in fleet["hosts"] for n in (1, 2)}
+    assert set(answers.values()) == {200}, answers
     watcher.terminate()
     watcher.wait(timeout=30)
     fleet["ps"] = (fleet["work"] / "ps.log").read_text()

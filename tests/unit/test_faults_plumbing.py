@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from fleet import lock as lock_mod
-from fleet import recover, state
+from fleet import state
 from fleet.errors import HostError, InputError
-from fleet.facts import Container, Facts
 from fleet.runner import Stop, fan_out, one_line
 from tasks.common import printable
 
@@ -177,28 +176,6 @@ def test_a_good_state_is_left_alone_and_read_only_never_writes(tmp_path):
     s.adopt("h", "c", "other")
     s.save()
     assert json.loads(path.read_text())["secrets"] == {"h": {"c": "s"}}
-
-
-def container(name: str, status: str, restarts: int, spec: str = "x") -> Container:
-    return Container(name, status, "sha256:1", restarts, {"fleet.spec": spec})
-
-
-def facts(*containers: Container) -> Facts:
-    return Facts({}, "x86_64", True, 2, 1, frozenset(), "apt-get", (), "absent", True, True, "20.10",
-                 containers={c.name: c for c in containers})
-
-
-def test_a_seat_that_restarted_or_stopped_after_the_run_is_a_crash():
-    before = facts(container("a", "running", 3), container("b", "exited", 0, spec="old"))
-    after = facts(container("a", "running", 3), container("b", "running", 2), container("c", "restarting", 0),
-                  container("d", "running", 0))
-    assert recover.crashed(before, after, ["a", "b", "c", "d", "gone"]) == ["b", "c"]
-
-
-def test_started_seats():
-    from fleet.steps import Run
-    assert recover.started_seats([Run("run", ("docker", "run", "x"))])
-    assert not recover.started_seats([Run("pull", ("docker", "pull", "x"))])
 
 
 def test_progress_lines_from_many_hosts_never_interleave(capsys):
