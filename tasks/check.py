@@ -4,7 +4,8 @@ from fabric import task
 
 from fleet import inventory, proxy
 from fleet.seats import expand
-from tasks.common import HOSTS_HELP, cli
+
+from .common import HOSTS_HELP, cli
 
 
 @task(help={"hosts": HOSTS_HELP})

@@ -12,7 +12,8 @@ from fleet.errors import InputError
 from fleet.inventory import parse_size
 from fleet.report import table
 from fleet.usage import human
-from tasks.common import HOSTS_HELP, cli, confirmer, finish, progress, session
+
+from .common import HOSTS_HELP, cli, confirmer, finish, progress, session
 
 SEAT_HELP = "the seat: its number in the handout (1, 2, ...), a student's name, or HOST/SEAT like 192.0.2.10/notebook-3"
 

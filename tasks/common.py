@@ -35,6 +35,12 @@ from fleet.report import seats_table, summary
 from fleet.runner import STOP
 
 HOSTS_HELP = "the inventory file (YAML), e.g. inventories/lab.yml"
+COMMAND = "fab"  # what the teacher types: `fleet` for the installed tool (tasks/cli.py sets it)
+
+
+def command(args: str) -> str:
+    """A command line to suggest, in the form the teacher is using: ``fab ARGS`` or ``fleet ARGS``."""
+    return f"{COMMAND} {args}"
 
 
 READ_ONLY_BESIDE = ("status", "plan")  # tasks that may run, writing nothing, while another holds the lock

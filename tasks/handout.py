@@ -7,7 +7,8 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from fleet import handout as handout_mod
-from tasks.common import HOSTS_HELP, cli, session
+
+from .common import HOSTS_HELP, cli, command, session
 
 FORMATS = ("table", "csv", "json", "html")
 
@@ -32,7 +33,7 @@ def handout(c, hosts, format="table", output=None):  # noqa: A002 (the flag is -
     for line in handout_mod.roster_notes(placed, cards):
         print(f"fleet: {line}", file=sys.stderr)
     if not cards:
-        raise Exit(f"fleet: no seats have credentials yet; run fab provision --hosts {hosts} first", code=1)
+        raise Exit(f"fleet: no seats have credentials yet; run {command('provision --hosts ' + hosts)} first", code=1)
     settings = inv.model.handout
     text = handout_mod.render(cards, format, title=settings.title or inv.name,
                               certificate_note=settings.certificate_note)

@@ -6,7 +6,8 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from fleet import converge, report
-from tasks.common import HOSTS_HELP, cli, session
+
+from .common import HOSTS_HELP, cli, session
 
 
 @task(name="plan", help={"hosts": HOSTS_HELP, "json": "print the plan as JSON"})

@@ -6,7 +6,8 @@ from fabric import task
 
 from fleet import converge, handout
 from fleet.converge import Session
-from tasks.common import HOSTS_HELP, cli, confirmer, finish, progress, session
+
+from .common import HOSTS_HELP, cli, command, confirmer, finish, progress, session
 
 
 @task(help={"hosts": HOSTS_HELP, "accept-new-host-key": "trust a host whose SSH key changed (rebuilt server)",
@@ -31,7 +32,7 @@ def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=Fals
     outcomes = converge.provision(s, confirm=confirmer(yes, "provision"))
     place_students(s)  # droplets created just now take the students who waited for them
     finish(outcomes, started)
-    print(f"Handout with passwords and login links: fab handout --hosts {hosts}")
+    print(f"Handout with passwords and login links: {command('handout --hosts ' + hosts)}")
 
 
 def place_students(s: Session, *, release: bool = False) -> None:

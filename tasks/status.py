@@ -9,7 +9,8 @@ from invoke.exceptions import Exit
 
 from fleet import converge
 from fleet.report import status_table, summary
-from tasks.common import HOSTS_HELP, cli, session
+
+from .common import HOSTS_HELP, cli, session
 
 
 @task(help={"hosts": HOSTS_HELP, "json": "print the status as JSON",

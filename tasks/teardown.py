@@ -6,7 +6,8 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from fleet import converge, droplets
-from tasks.common import HOSTS_HELP, cli, confirmer, finish, session
+
+from .common import HOSTS_HELP, cli, command, confirmer, finish, session
 
 
 @task(help={"hosts": HOSTS_HELP, "yes": "do not ask for confirmation",
@@ -24,7 +25,7 @@ def teardown(c, hosts, yes=False, keep_work=False):
     cloud = droplets.survey(s) if droplets.has_droplets(s.inventory, s.state.data) else None
     what = "\n".join([f"Fleet {s.inventory.name!r}:"]
                      + ([f"remove every seat on {len(s.inventory.hosts)} hosts"
-                         + ("" if keep_work else ", with the students' files (run fab collect first to keep them)")]
+                         + ("" if keep_work else f", with the students' files (run {command('collect')} first to keep them)")]
                         if s.inventory.hosts else [])
                      + ([cloud.describe()] if cloud else []))
     if not confirmer(yes, "teardown")(what, f"Remove every seat of fleet {s.inventory.name!r}"
