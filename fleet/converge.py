@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from fleet.facts import Facts
 from fleet.inventory import Host, Inventory
 from fleet.runner import Outcome, fan_out
 from fleet.seats import expand, new_secret
-from fleet.ssh import HostKeys, Remote, local_image_id
+from fleet.ssh import HostKeys, Remote, local_image_id, local_image_size
 from fleet.state import State, path_for
 from fleet.steps import PushImage, Run, Step
 
@@ -181,7 +182,8 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
     hosts = session.hosts if hosts is None else hosts
     wanted = {h.id: session.wanted(h) for h in hosts}
     session.state.save()  # credentials exist locally before any host can hold them
-    relay = relay_mod.Relay(session, ids, hosts)  # push: true sends each image out of this computer once
+    # push: true sends each image out of this computer once; the hosts pass it on as it arrives
+    relay = relay_mod.Relay(session, inv.name, ids, hosts, inv.timeouts.command, local_sizes(ids))
 
     def work(host: Host) -> HostReport:
         started = time.monotonic()
@@ -200,12 +202,7 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
             report.os, report.docker = facts.os_name, facts.docker_state
             report.steps = plan_mod.plan(inv, facts, wanted[host.id], ids, ssh_port=host.port, only=only)
             if not dry_run and report.steps:
-                for step in report.steps:
-                    if isinstance(step, PushImage):
-                        relay.deliver(step, host, remote)  # says itself where the image comes from
-                    else:
-                        session.progress(f"  {host.id}: {step.title}")
-                        remote.apply(step)
+                apply_steps(session, relay, host, remote, report.steps)
                 if started_containers(report.steps):
                     session.progress(f"  {host.id}: wait until every seat answers")
                     wait_until_ready(session, remote, host, facts, wanted[host.id], report.steps, only=only,
@@ -232,6 +229,56 @@ def provision(session: Session, *, dry_run: bool = False, confirm: droplets.Conf
             with open(os.environ["FLEET_STATS"], "w") as f:
                 json.dump({**session.stats(), **relay.stats()}, f, indent=1)
     return outcomes
+
+
+def apply_steps(session: Session, relay: relay_mod.Relay, host: Host, remote: Remote, steps: list[Step]) -> None:
+    """Run a host's steps in order; the images it must receive start arriving at once, beside the others.
+
+    A fresh host installs Docker while the image is already on its way (the
+    receiver waits for Docker before it loads); the first step that runs a
+    container waits for the images. When one side fails, the other is stopped.
+    """
+    pushes = [s for s in steps if isinstance(s, PushImage)]
+    cancel, failed = threading.Event(), []
+
+    def receive() -> None:
+        try:
+            for step in pushes:
+                relay.deliver(step, host, remote, cancel)  # says itself where the image comes from
+        except BaseException as e:  # noqa: BLE001 - handed to the host's own thread below
+            failed.append(e)
+
+    background = threading.Thread(target=receive, name=f"fleet-image-{host.id}", daemon=True) if pushes else None
+
+    def images_arrived() -> None:
+        nonlocal background
+        if background is not None:
+            background.join()
+            background = None
+            if failed:
+                raise failed[0]
+
+    if background is not None:
+        background.start()
+    try:
+        for step in steps:
+            if isinstance(step, PushImage):
+                continue
+            if isinstance(step, Run) and step.argv[:2] == ("docker", "run"):
+                images_arrived()
+            session.progress(f"  {host.id}: {step.title}")
+            remote.apply(step)
+        images_arrived()
+    except BaseException:
+        cancel.set()
+        if background is not None:
+            background.join()
+        raise
+
+
+def local_sizes(ids: dict[str, str]) -> dict[str, int]:
+    """Bytes of each image this computer sends (for the transfer's ETA); 0 where Docker will not say."""
+    return {image: local_image_size(image) for image in ids}
 
 
 def started_containers(steps: list[Step]) -> bool:

@@ -1,51 +1,62 @@
-"""``push: true`` that sends an image out of this computer once per fleet, however many hosts.
+"""``push: true`` that sends an image out of this computer once, and the hosts pass it on as it arrives.
 
-A teacher's laptop uplink is the slowest link in the room, so the hosts pass
-the image among themselves:
+A teacher's laptop uplink is the slowest link in the room, so the hosts relay
+the image among themselves in a **pipelined chain**: this computer streams
+``docker save`` once, to the first host that needs the image; every other
+host reads the bytes from the host before it *while that host is still
+receiving them*. The last host therefore has the image about one transfer
+time after the first byte, not N transfer times (shared/notes/IMAGE-FANOUT.md).
 
-1. The first host that needs an image (the *seed*) gets it from this computer
-   as before (``docker save | docker load`` over its SSH connection).
-2. The seed then accepts a one-time key: fleet makes an ed25519 key pair in
-   memory (it never touches this computer's disk) and appends its public half
-   to the seed's login user's ``authorized_keys``, restricted to
-   ``from="<the other hosts' addresses>"``, to the one forced command
-   ``docker save IMAGE`` (through ``sudo -n`` for a non-root user) and to
-   ``no-pty``, no forwarding of any kind and no ``~/.ssh/rc``.
-3. Every other host that needs the image pulls it from the seed over SSH: the
-   private key reaches it on the command's stdin (never in argv) into a 0700
-   temporary directory, beside a ``known_hosts`` holding only the seed's key as
-   this computer verified it (the key pinned in the fleet's state, else the one
-   the live connection showed), used with ``StrictHostKeyChecking=yes``; the
-   directory is removed when the command ends, whatever the outcome. The host
-   then reports the image id it has, which must equal this computer's.
-4. After every host is done (also after failures), the seed's line is removed
-   over the seed's own connection, which stays open until then: a seed still
-   costs one SSH connection.
+On each host, the receiver (:data:`RECEIVE`):
 
-A host that cannot get the image from the seed (no SSH client, a firewall
-between hosts, an address the seed sees differently, a sudo password, ...)
-gets it straight from this computer instead, and the progress output says so.
+1. writes the incoming bytes to a file, ``/var/tmp/fleet-relay-FLEET/IMAGE.tar``
+   (from this computer on stdin, or from the previous host over SSH), and
+   notes the writer's PID beside it;
+2. waits (bounded) until the host's Docker answers, since the bytes may
+   start to arrive while Docker is still being installed, and feeds
+   ``docker load`` from that growing file (``tail -f --pid``), so a slow load
+   never slows the chain down;
+3. prints the image id it has at the end, which must equal this computer's.
 
-Why pull rather than have the seed push: each host then fetches over its own
-connection in its own worker, so nothing waits on another host's turn in the
-bounded pool, and a leaked key could only read an image the class is about to
-receive anyway, never load one into a host's Docker as root.
+The next host reads that file with a **one-time key**: fleet makes an
+ed25519 key pair in memory (it never touches this computer's disk) and
+appends its public half to each relaying host's ``authorized_keys``,
+restricted to ``from="<the fleet's other hosts>"``, to the one forced command
+that streams that file (:func:`follow_command`, through ``sudo -n`` for a
+non-root user), to ``no-pty`` and no forwarding of any kind and no
+``~/.ssh/rc``. The private key reaches the reading host on the command's
+stdin (never in argv) into a 0700 directory, beside a ``known_hosts`` that
+holds only the previous host's key as this computer verified it, used with
+``StrictHostKeyChecking=yes``; the directory is removed when the command
+ends. After every host is done (also after failures), each relaying host's
+key line and relay file are removed over its own connection, which stays
+open until then.
 
-The pieces that decide (key lines, argv) are pure functions; ``Relay`` is the
-thin stateful part that ``fleet.converge.provision`` drives.
+A host that cannot read from the host before it (no SSH client, a firewall
+between hosts, a sudo password, a broken predecessor, ...) reads from a host
+that already has the whole image, and failing that gets it straight from
+this computer; the progress output says which and why.
+
+Why the reader pulls rather than the previous host pushing: a leaked key can
+only read an image the class is about to receive anyway, never load one into
+a host's Docker as root.
+
+The pieces that decide (key lines, argv, the chain) are pure functions;
+``Relay`` is the thin stateful part that ``fleet.converge.provision`` drives.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import secrets
 import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,14 +64,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fleet.errors import HostError
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
-from fleet.ssh import SUDO_PASSWORDLESS, Remote, known_hosts_name
+from fleet.ssh import SUDO_PASSWORDLESS, HostKeys, Remote, known_hosts_name
 from fleet.steps import PushImage
-
-if TYPE_CHECKING:
-    from fleet.converge import Session
 
 MARK = "fleet-relay"  # comment of every key line fleet adds; with the fleet's name it finds stale ones
 KEY_OPTIONS = ("no-agent-forwarding", "no-port-forwarding", "no-pty", "no-user-rc", "no-X11-forwarding")
+DOCKER_WAIT = 900  # seconds a receiver waits for the host's Docker (it may still be installing)
+REPORT_EVERY = 5.0  # seconds between two progress lines of one image
 
 # $1 login user, $2 the authorized_keys line, $3 the fleet's marker prefix: lines left by an interrupted
 # run are removed first. Creates ~/.ssh and the file (owned by the user) when missing.
@@ -83,10 +93,12 @@ if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then echo >> "$f"; fi
 printf '%s\n' "$line" >> "$f"
 """
 
-# $1 login user, $2 the marker. Removes every line holding the marker; keeps the file's owner and mode.
+# $1 login user, $2 the marker, $3 the relay's folder. Removes every key line holding the marker (keeping
+# the file's owner and mode), and the relay's files.
 REMOVE_KEY = r"""
 set -eu
-user=$1 mark=$2
+user=$1 mark=$2 dir=$3
+rm -rf -- "$dir"
 home=$(getent passwd "$user" | cut -d: -f6)
 f=$home/.ssh/authorized_keys
 [ -f "$f" ] || exit 0
@@ -97,24 +109,60 @@ chown --reference="$f" "$tmp" && chmod --reference="$f" "$tmp"
 mv -f "$tmp" "$f"
 """
 
-# $1 user@seed, $2 port, $3 the seed's known_hosts line, $4 image. stdin: the private key.
-# Prints the image id the host has afterwards. The key lives only in a 0700 directory removed on exit.
-PULL = r"""
-set -eu
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-trap 'exit 130' INT TERM HUP
+# $1 "-" (the image arrives on stdin) or user@host to read it from, $2 that host's SSH port, $3 its
+# known_hosts line, $4 the file to write (and serve to the next host), $5 the image, $6 seconds to wait
+# for Docker. stdin: the image, or the private key of the one-time pair. Prints "received BYTES" on
+# stderr every 2 s while bytes arrive, and the image id the host has at the end on stdout.
+RECEIVE = r"""
+set -u
+src=$1 port=$2 known=$3 f=$4 image=$5 wait=$6
+exec 3<&0
 umask 077
-cat > "$d/key"
-printf '%s\n' "$3" > "$d/known_hosts"
-command -v ssh >/dev/null 2>&1 || { echo "no ssh client on this host" >&2; exit 1; }
-{ ssh -T -i "$d/key" -p "$2" -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes \
-    -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$d/known_hosts" -o GlobalKnownHostsFile=/dev/null \
-    -o ConnectTimeout=15 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -o LogLevel=ERROR \
-    "$1" docker-save </dev/null || echo $? > "$d/failed"; } | docker load >/dev/null
-[ ! -e "$d/failed" ] || { echo "ssh to the seed failed (exit $(cat "$d/failed"))" >&2; exit 1; }
-docker image inspect --format '{{.Id}}' "$4"
+d=$(mktemp -d) || exit 1
+w= p=
+trap 'kill $p 2>/dev/null; [ -n "$w" ] && kill $w 2>/dev/null; rm -rf "$d"' EXIT
+trap 'exit 130' INT TERM HUP
+mkdir -p -m 700 "${f%/*}"
+rm -f "$f" "$f.pid" "$f.end"
+: > "$f"
+if [ "$src" = - ]; then
+  { cat <&3; echo $? > "$f.end"; } >> "$f" &
+  w=$!
+else
+  cat <&3 > "$d/key"
+  printf '%s\n' "$known" > "$d/known_hosts"
+  command -v ssh >/dev/null 2>&1 || { echo "no ssh client on this host" >&2; exit 1; }
+  { ssh -T -i "$d/key" -p "$port" -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes \
+      -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$d/known_hosts" -o GlobalKnownHostsFile=/dev/null \
+      -o ConnectTimeout=15 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -o LogLevel=ERROR \
+      "$src" relay </dev/null; echo $? > "$f.end"; } >> "$f" &
+  w=$!
+fi
+echo "$w" > "$f.pid"
+{ while kill -0 "$w" 2>/dev/null; do echo "received $(stat -c %s "$f")" >&2; sleep 2; done; } &
+p=$!
+i=0
+until timeout 10 docker info >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ "$i" -ge "$wait" ] && { echo "Docker did not answer within ${wait}s" >&2; exit 1; }
+  [ "$i" = 1 ] && echo "waiting up to ${wait}s for Docker to answer before loading the image" >&2
+  sleep 1
+done
+tail -c +1 -f -s 0.2 --pid="$w" "$f" | docker load >/dev/null || { echo "docker load failed" >&2; exit 1; }
+wait "$w"
+w=
+kill $p 2>/dev/null
+echo "received $(stat -c %s "$f")" >&2
+rc=$(cat "$f.end" 2>/dev/null)
+[ "$rc" = 0 ] || { echo "reading the image from $src failed (exit ${rc:-unknown})" >&2; exit 1; }
+docker image inspect --format '{{.Id}}' "$image"
 """
+
+# $1 the relay file. The forced command of a one-time key: the file as it grows, until its writer ends.
+FOLLOW = (
+    'f=$1; i=0; while [ ! -s "$f.pid" ]; do i=$((i + 1)); [ "$i" -gt 600 ] && exit 1; sleep 0.1; done; '
+    '[ -e "$f.end" ] && exec cat "$f"; exec tail -c +1 -f -s 0.2 --pid="$(cat "$f.pid")" "$f"'
+)
 
 
 @dataclass(frozen=True)
@@ -138,9 +186,18 @@ def marker(fleet: str, token: str = "") -> str:
     return f"{MARK}-{fleet}-{token}" if token else f"{MARK}-{fleet}-"
 
 
-def forced_command(image: str, user: str) -> tuple[str, ...]:
-    """The only command the one-time key may run on the seed: write the image to stdout."""
-    argv = ("docker", "save", image)
+def folder(fleet: str) -> str:
+    """Where a host keeps the relay's files during a run (removed at its end)."""
+    return f"/var/tmp/fleet-relay-{fleet}"
+
+
+def relay_file(fleet: str, image: str) -> str:
+    return f"{folder(fleet)}/{hashlib.sha256(image.encode()).hexdigest()[:16]}.tar"
+
+
+def follow_command(path: str, user: str) -> tuple[str, ...]:
+    """The only command a one-time key may run: stream the relay file as it grows."""
+    argv = ("sh", "-c", FOLLOW, "sh", path)
     return argv if user == "root" else (*SUDO_PASSWORDLESS, *argv)
 
 
@@ -166,16 +223,20 @@ def install_argv(user: str, line: str, stale: str) -> tuple[str, ...]:
     return ("sh", "-c", INSTALL_KEY, "sh", user, line, stale)
 
 
-def remove_argv(user: str, mark: str) -> tuple[str, ...]:
-    return ("sh", "-c", REMOVE_KEY, "sh", user, mark)
+def remove_argv(user: str, mark: str, fleet: str) -> tuple[str, ...]:
+    return ("sh", "-c", REMOVE_KEY, "sh", user, mark, folder(fleet))
 
 
-def pull_argv(seed: Host, known_hosts: str, image: str) -> tuple[str, ...]:
-    return ("sh", "-c", PULL, "sh", f"{seed.user}@{seed.address}", str(seed.port), known_hosts, image)
+def receive_argv(path: str, image: str, source: Host | None = None, known_hosts: str = "",
+                 docker_wait: int = DOCKER_WAIT) -> tuple[str, ...]:
+    """The receiver; ``source`` None: the image comes on stdin (from this computer)."""
+    where = f"{source.user}@{source.address}" if source else "-"
+    port = str(source.port) if source else ""
+    return ("sh", "-c", RECEIVE, "sh", where, port, known_hosts, path, image, str(docker_wait))
 
 
 def source_addresses(hosts: list[Host], resolve=socket.getaddrinfo) -> list[str]:  # noqa: ANN001
-    """The addresses the other hosts connect from, as the seed will see them (IPs; names resolved)."""
+    """The addresses the other hosts connect from, as a relaying host will see them (IPs; names resolved)."""
     out: list[str] = []
     for h in hosts:
         try:
@@ -190,39 +251,68 @@ def source_addresses(hosts: list[Host], resolve=socket.getaddrinfo) -> list[str]
     return out
 
 
+def eta(total: int, slowest: int, rate: float) -> str:
+    """'about 12 s left' for the slowest host, or '' when it cannot be told yet."""
+    if rate <= 0 or total <= 0 or slowest >= total:
+        return ""
+    return f", about {max(1, round((total - slowest) / rate))} s left"
+
+
+# --- the stateful part ------------------------------------------------------------
+
+
+class Connector(Protocol):
+    """What the relay needs of a provision run: connections, trusted host keys, progress."""
+
+    keys: HostKeys
+
+    def connect(self, host: Host) -> Remote: ...
+
+    def progress(self, line: str) -> None: ...
+
+
 @dataclass
-class _Seed:
+class _Link:
+    """A host in an image's chain: where its copy is, whether others may read it, how far it got."""
+
     host: Host
     remote: Remote
-    ready: threading.Event = field(default_factory=threading.Event)
-    failed: bool = False  # the push from this computer failed: another host becomes the seed
-    key: OneTimeKey | None = None
-    known_hosts: str = ""
-    why_not: str = ""  # why other hosts cannot pull from it ("" when they can)
+    path: str
+    opened: threading.Event = field(default_factory=threading.Event)  # its key is in place (or failed to be)
+    finished: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False  # it has the whole image
+    why_not: str = ""  # why others cannot read from it ("" when they can)
+    received: int = 0  # bytes so far
 
 
 class Relay:
-    """One provision run's image relay: elects seeds, lets the other hosts pull, cleans up.
+    """One provision run's image relay: chains the hosts, lets each read from the one before, cleans up.
 
     Thread-safe: every host's worker calls :meth:`deliver` for its PushImage steps.
     """
 
-    def __init__(self, session: Session, local_ids: dict[str, str], hosts: tuple[Host, ...]):
+    def __init__(self, session: Connector, fleet: str, local_ids: dict[str, str], hosts: tuple[Host, ...],
+                 command_timeout: int = 300, sizes: dict[str, int] | None = None):
         self.session = session
+        self.fleet = fleet
         self.local_ids = local_ids
         self.hosts = hosts
-        self.fleet = session.inventory.name
+        self.command_timeout = command_timeout
+        self.sizes = sizes or {}  # image → bytes, for the ETA
         self.lock = threading.Lock()
-        self.seeds: dict[str, _Seed] = {}
-        self.relayed: list[tuple[str, str, str]] = []  # (image, seed, receiver)
+        self.chains: dict[str, list[_Link]] = {}
+        self.relayed: list[tuple[str, str, str]] = []  # (image, from, to)
         self.fallbacks: list[tuple[str, str, str]] = []  # (image, receiver, why)
+        self._key: OneTimeKey | None = None
         self._kept: list[Remote] = []
+        self._told: dict[str, float] = {}
+        self._started: dict[str, float] = {}
 
     # --- connections --------------------------------------------------------
 
     @contextmanager
     def connect(self, host: Host) -> Iterator[Remote]:
-        """The host's one connection; a seed's stays open until :meth:`close` has removed its key."""
+        """The host's one connection; a relaying host's stays open until :meth:`close` has cleaned it."""
         remote = self.session.connect(host)
         try:
             yield remote
@@ -234,124 +324,169 @@ class Relay:
 
     # --- delivering an image ------------------------------------------------
 
-    def deliver(self, step: PushImage, host: Host, remote: Remote) -> None:
-        """Get ``step.image`` onto the host: from a seed when one serves it, else from this computer."""
+    def deliver(self, step: PushImage, host: Host, remote: Remote, cancel: threading.Event | None = None) -> None:
+        """Get ``step.image`` onto the host: from the host before it in the chain, else from this computer."""
         image = step.image
         deadline = time.monotonic() + step.timeout
-        while True:
-            with self.lock:
-                seed = self.seeds.get(image)
-                if seed is None or seed.failed:
-                    seed = self.seeds[image] = _Seed(host, remote)
-                    mine = True
-                else:
-                    mine = False
-            if mine:
-                return self._seed(seed, step)
-            self._wait(seed, deadline, step.title)
-            if not seed.failed:
-                break
-        if seed.why_not or seed.key is None:
-            return self._direct(step, host, remote, f"no relay from {seed.host.id} ({seed.why_not or 'no key'})")
-        self.session.progress(f"  {host.id}: get image {image} from {seed.host.id} (host to host)")
-        try:
-            result = remote.run(pull_argv(seed.host, seed.known_hosts, image),
-                                stdin=seed.key.private, timeout=max(1, int(deadline - time.monotonic())),
-                                title=f"get image {image} from {seed.host.id}")
-        except Interrupted:
-            raise
-        except HostError as e:
-            return self._direct(step, host, remote, f"relay from {seed.host.id} failed: {e}")
-        got = result.stdout.strip().splitlines()[-1:] or [""]
-        if got[0] != self.local_ids.get(image):
-            return self._direct(step, host, remote, f"relay from {seed.host.id} gave image id {got[0] or 'none'}")
+        me = _Link(host, remote, relay_file(self.fleet, image))
         with self.lock:
-            self.relayed.append((image, seed.host.id, host.id))
-
-    def _seed(self, seed: _Seed, step: PushImage) -> None:
-        host, remote = seed.host, seed.remote
-        self.session.progress(f"  {host.id}: {step.title}")
+            chain = self.chains.setdefault(image, [])
+            before = chain[-1] if chain else None
+            chain.append(me)
+            self._started.setdefault(image, time.monotonic())
+            self._kept.append(remote)  # from here on it holds relay files (and maybe a key) to remove at the end
         try:
-            remote.push_image(step.image, timeout=step.timeout, title=step.title)
-        except BaseException:
-            seed.failed = True
-            seed.ready.set()
-            raise
-        try:
-            seed.why_not = self._open(seed, step.image)
-        except Exception as e:  # noqa: BLE001 - the others then get the image from this computer
-            seed.why_not = f"internal error: {type(e).__name__}: {e}"
+            try:
+                me.why_not = self._open(me, image) if len(self.hosts) > 1 else "no other host"
+            except HostError as e:
+                me.why_not = f"could not add the one-time key: {e}"
+            finally:
+                me.opened.set()
+            self._receive(step, me, before, deadline, cancel)
+            me.ok = True
         finally:
-            seed.ready.set()
-        if seed.why_not and len(self.hosts) > 1:
-            self.session.progress(f"  {host.id}: other hosts cannot get {step.image} from here: {seed.why_not}")
+            me.finished.set()
 
-    def _open(self, seed: _Seed, image: str) -> str:
-        """Let the other hosts read the image from the seed; '' when they can, else why not."""
-        host, remote = seed.host, seed.remote
+    def _receive(self, step: PushImage, me: _Link, before: _Link | None, deadline: float,
+                 cancel: threading.Event | None) -> None:
+        image, host = step.image, me.host
+        why = ""
+        for source in self._sources(image, me, before, deadline):
+            self.session.progress(f"  {host.id}: get image {image} from {source.host.id} (host to host, as it arrives)")
+            try:
+                self._run(me, receive_argv(me.path, image, source.host, self._known_hosts(source)), step, deadline,
+                          cancel, stdin=self._key.private)
+            except Interrupted:
+                raise
+            except HostError as e:
+                why = f"relay from {source.host.id} failed: {e}"
+                continue
+            with self.lock:
+                self.relayed.append((image, source.host.id, host.id))
+            return
+        if before is None:
+            self.session.progress(f"  {host.id}: {step.title}")
+        else:
+            why = why or f"no relay from {before.host.id} ({before.why_not or 'it failed'})"
+            self.session.progress(f"  {host.id}: {why}; sending {image} from this computer instead")
+            with self.lock:
+                self.fallbacks.append((image, host.id, why))
+        self._run(me, receive_argv(me.path, image), step, deadline, cancel, from_here=True)
+
+    def _sources(self, image: str, me: _Link, before: _Link | None, deadline: float) -> Iterator[_Link]:
+        """The hosts to read from, in order: the one before, then any that has the whole image."""
+        if before is None:
+            return
+        self._wait(before.opened, deadline, f"get image {image} from {before.host.id}")
+        tried = set()
+        if not before.why_not and self._key is not None:
+            tried.add(id(before))
+            yield before
+        with self.lock:
+            done = [link for link in self.chains[image] if link.ok and not link.why_not and id(link) not in tried]
+        if done and self._key is not None:
+            yield done[0]
+
+    def _run(self, me: _Link, argv: tuple[str, ...], step: PushImage, deadline: float,
+             cancel: threading.Event | None, *, stdin: bytes | None = None, from_here: bool = False) -> None:
+        def heard(line: str) -> None:
+            if line.startswith("received ") and line[9:].isdigit():
+                me.received = int(line[9:])
+                self._report(step.image)
+
+        timeout = max(1, int(deadline - time.monotonic()))
+        if from_here:
+            result = me.remote.push_image(step.image, timeout=timeout, title=step.title, into=argv, on_line=heard,
+                                          cancel=cancel)
+        else:
+            result = me.remote.run(argv, stdin=stdin, timeout=timeout, title=f"get image {step.image}", on_line=heard,
+                                   cancel=cancel)
+        got = (result.stdout.strip().splitlines() or [""])[-1]
+        if got != self.local_ids.get(step.image):
+            raise HostError(f"{step.title}: the host has image id {got or 'none'} afterwards, not this computer's")
+
+    def _report(self, image: str) -> None:
+        """Now and then, one line: how many hosts have the image, the slowest's bytes, the rate, the time left."""
+        now = time.monotonic()
+        with self.lock:
+            if now - self._told.get(image, 0.0) < REPORT_EVERY:
+                return
+            self._told[image] = now
+            chain = list(self.chains.get(image, []))
+            started = self._started.get(image, now)
+        total = self.sizes.get(image, 0)
+        done = sum(1 for link in chain if link.ok)
+        busy = [link.received for link in chain if not link.finished.is_set()]
+        if not busy:
+            return
+        slowest = min(busy)
+        rate = max(link.received for link in chain) / max(now - started, 0.1)  # the chain moves at its source's pace
+        size = f" of about {total / 1e6:.0f} MB" if total else ""
+        self.session.progress(
+            f"  image {image}: {done} of {len(chain)} hosts have it; slowest at {slowest / 1e6:.0f} MB{size}, "
+            f"{rate / 1e6:.1f} MB/s{eta(total, slowest, rate)}")
+
+    def _open(self, me: _Link, image: str) -> str:
+        """Let the other hosts read this host's copy as it arrives; '' when they can, else why not."""
+        host, remote = me.host, me.remote
         if host.user != "root" and remote.sudo_password is not None:
             return "its sudo needs a password, which a forced command cannot give"
         others = source_addresses([h for h in self.hosts if h.id != host.id])
         if not others:
             return "no other host to serve"
-        pinned = self.session.keys.pinned.get(known_hosts_name(host))
+        with self.lock:
+            if self._key is None:
+                self._key = new_key()
+            key = self._key
+        line = authorized_line(key.public, others, follow_command(me.path, host.user),
+                               marker(self.fleet, secrets.token_hex(8)))
+        remote.run(install_argv(host.user, line, marker(self.fleet)), timeout=self.command_timeout,
+                   title="accept a one-time key for the image relay")
+        return ""
+
+    def _known_hosts(self, link: _Link) -> str:
+        """The relaying host's SSH key as this computer verified it: pinned in the state, else the live one."""
+        pinned = self.session.keys.pinned.get(known_hosts_name(link.host))
         if pinned:
             keytype, blob = pinned.split(" ", 1)
         else:
-            server_key = remote.conn.client.get_transport().get_remote_server_key()
+            server_key = link.remote.conn.client.get_transport().get_remote_server_key()
             keytype, blob = server_key.get_name(), server_key.get_base64()
-        key = new_key()
-        line = authorized_line(key.public, others, forced_command(image, host.user),
-                               marker(self.fleet, secrets.token_hex(8)))
-        with self.lock:
-            self._kept.append(remote)  # from here on its key must be removed, over this connection
-        try:
-            remote.run(install_argv(host.user, line, marker(self.fleet)), timeout=self.session.inventory.timeouts.command,
-                       title="accept a one-time key for the image relay")
-        except HostError as e:
-            return f"could not add the one-time key: {e}"
-        seed.key, seed.known_hosts = key, known_hosts_line(host, keytype, blob)
-        return ""
+        return known_hosts_line(link.host, keytype, blob)
 
-    def _wait(self, seed: _Seed, deadline: float, title: str) -> None:
-        while not seed.ready.wait(0.2):
+    def _wait(self, event: threading.Event, deadline: float, title: str) -> None:
+        while not event.wait(0.2):
             STOP.check(title)
             if time.monotonic() > deadline:
-                raise HostError(f"{title}: gave up waiting for {seed.host.id} to receive it first")
-
-    def _direct(self, step: PushImage, host: Host, remote: Remote, why: str) -> None:
-        self.session.progress(f"  {host.id}: {why}; sending {step.image} from this computer instead")
-        with self.lock:
-            self.fallbacks.append((step.image, host.id, why))
-        remote.push_image(step.image, timeout=step.timeout, title=step.title)
+                raise HostError(f"{title}: gave up waiting for it")
 
     def stats(self) -> dict:
         with self.lock:
-            return {"seeds": {image: s.host.id for image, s in self.seeds.items() if not s.failed},
+            return {"seeds": {image: chain[0].host.id for image, chain in self.chains.items() if chain},
                     "relayed": [list(r) for r in self.relayed], "fallbacks": [list(f) for f in self.fallbacks]}
 
     # --- cleaning up --------------------------------------------------------
 
-    def close(self) -> list[str]:
-        """Remove the one-time keys from every seed (also after failures); returns what could not be removed."""
+    def close(self, warn: Callable[[str], None] | None = None) -> list[str]:
+        """Remove the one-time keys and relay files from every host (also after failures); returns what is left."""
+        warn = warn or self.session.progress
         with self.lock:
             kept, self._kept = self._kept, []
         left = []
         for remote in dict.fromkeys(kept):
             host = remote.host
+            argv = remove_argv(host.user, marker(self.fleet), self.fleet)
             try:
                 try:
-                    remote.run(remove_argv(host.user, marker(self.fleet)), timeout=60,
-                               title="remove the image relay's one-time key")
+                    remote.run(argv, timeout=60, title="remove the image relay's one-time key and files")
                 except HostError:  # its connection may have broken meanwhile: one more try on a new one
                     with self.session.connect(host) as again:
-                        again.run(remove_argv(host.user, marker(self.fleet)), timeout=60,
-                                  title="remove the image relay's one-time key")
+                        again.run(argv, timeout=60, title="remove the image relay's one-time key and files")
             except HostError as e:
                 left.append(f"{host.id}: {e}")
-                self.session.progress(f"WARNING: {host.id}: the image relay's one-time key could not be removed "
-                                      f"({e}); remove the line marked {marker(self.fleet)} from "
-                                      f"~{host.user}/.ssh/authorized_keys")
+                warn(f"WARNING: {host.id}: the image relay's one-time key could not be removed "
+                     f"({e}); remove the line marked {marker(self.fleet)} from ~{host.user}/.ssh/authorized_keys "
+                     f"and the folder {folder(self.fleet)}")
             finally:
                 remote.close()
         return left

@@ -36,7 +36,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -56,6 +56,21 @@ SUDO_WITH_PASSWORD = ("sudo", "-S", "-k", "-p", "", "--")  # password read from 
 CHUNK = 1 << 16
 KEEPALIVE = 10  # seconds without a sign of life from the host before asking it whether it is still there
 OUTPUT_GRACE = 5  # seconds to wait for the end of a command's output after its exit status
+
+
+@dataclass
+class _Call:
+    """One command's own watch: when its channel last showed life, what it already passed on.
+
+    Per call, so that two commands may run at once over one connection (an
+    image arriving while Docker is installed)."""
+
+    title: str
+    heard: float
+    on_line: Callable[[str], None] | None = None  # every line the command writes to stderr
+    cancel: threading.Event | None = None  # set by another thread: stop this command
+    err_seen: int = 0
+    said: set = field(default_factory=set)
 
 
 @dataclass
@@ -136,7 +151,8 @@ class Remote:
         self.round_trips = 0
         self.pushed_bytes = 0  # image bytes sent from this computer (push_image)
         self._sock: socket.socket | None = None
-        self._heard = self._lost = 0.0
+        self._lost = 0.0  # seconds without an answer when a watch gave the connection up
+        self._count = threading.Lock()
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
         if host.key:
             kwargs["key_filename"] = [host.key]
@@ -168,11 +184,12 @@ class Remote:
         # needed, and make sure it works before any command's stdin follows it
         # (a wrong one would make sudo read that stdin as more attempts).
         t = self.connect_timeout
-        if self._exec(shlex.join([*SUDO_PASSWORDLESS, "true"]), b"", [], t, "check sudo").exit_status == 0:
+        check = _Call("check sudo", time.monotonic())
+        if self._exec(shlex.join([*SUDO_PASSWORDLESS, "true"]), b"", [], t, check).exit_status == 0:
             self.sudo_password = None
             return
         result = self._exec(shlex.join([*SUDO_WITH_PASSWORD, "true"]), self.sudo_password.encode() + b"\n", [], t,
-                            "check the sudo password")
+                            _Call("check the sudo password", time.monotonic()))
         if result.exit_status != 0:
             raise HostError(self._failure(("sudo",), result, "sudo"))
 
@@ -269,12 +286,18 @@ class Remote:
         return shlex.join([*SUDO_PASSWORDLESS, *argv]), b""
 
     def run(self, argv: tuple[str, ...] | list[str], *, timeout: int, stdin=None, check: bool = True,  # noqa: ANN001
-            title: str | None = None) -> Result:
-        """Run argv as root; ``stdin`` is bytes or an iterable of byte chunks."""
+            title: str | None = None, on_line: Callable[[str], None] | None = None,
+            cancel: threading.Event | None = None) -> Result:
+        """Run argv as root; ``stdin`` is bytes or an iterable of byte chunks.
+
+        ``on_line`` hears each line the command writes to stderr as it comes;
+        ``cancel``, set from another thread, ends the command (HostError).
+        Two threads may run commands at once: each has its own channel.
+        """
         title = title or _short(argv)
         command, preamble = self._wrap(argv)
         chunks = [stdin] if isinstance(stdin, (bytes, bytearray)) else (stdin or [])
-        result = self._exec(command, preamble, chunks, timeout, title)
+        result = self._exec(command, preamble, chunks, timeout, _Call(title, time.monotonic(), on_line, cancel))
         if check and result.exit_status != 0:
             raise HostError(self._failure(argv, result, title))
         return result
@@ -298,17 +321,18 @@ class Remote:
             return f"the host's disk is full: {what} failed: {last}"
         return f"{what} failed: {last}"
 
-    def _exec(self, command: str, preamble: bytes, chunks, timeout: int, title: str) -> Result:  # noqa: ANN001
+    def _exec(self, command: str, preamble: bytes, chunks, timeout: int, call: _Call) -> Result:  # noqa: ANN001
+        title = call.title
         STOP.check(title)
-        self.round_trips += 1
+        with self._count:
+            self.round_trips += 1
         transport = self.conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError(f"the SSH connection to {self.host.id} was lost")
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
-        self._heard, self._lost, self._err_seen, self._said = time.monotonic(), 0.0, 0, set()
         done = threading.Event()
-        threading.Thread(target=self._watch, args=(transport, done), name="fleet-watch", daemon=True).start()
+        threading.Thread(target=self._watch, args=(transport, done, call), name="fleet-watch", daemon=True).start()
         chan = None
         try:
             chan = transport.open_session(timeout=min(timeout, 30))
@@ -316,16 +340,16 @@ class Remote:
             if preamble:
                 chan.sendall(preamble)
             for chunk in chunks:  # an empty chunk means "nothing to send yet": keep time
-                self._tick(deadline, title)
+                self._tick(deadline, call)
                 view = memoryview(chunk)
                 while view and not chan.exit_status_ready():
-                    self._tick(deadline, title)
+                    self._tick(deadline, call)
                     if chan.send_ready():
                         view = view[chan.send(view[:CHUNK]):]
-                        self._heard = time.monotonic()  # the host took data: it is alive
+                        call.heard = time.monotonic()  # the host took data: it is alive
                     else:  # the remote side is not reading: keep its output flowing meanwhile
                         select.select([chan], [], [], 0.05)
-                    self._drain(chan, out, err)
+                    self._drain(chan, out, err, call)
             chan.shutdown_write()
             # sshd may send the exit status before the last of the output (it drains the command's pipes
             # after the command exited): done once the output ended too (EOF), or OUTPUT_GRACE s after the
@@ -338,13 +362,15 @@ class Remote:
                                                 or time.monotonic() - exited > OUTPUT_GRACE)
                 if ended and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
-                self._tick(deadline, title)
+                self._tick(deadline, call)
                 select.select([chan], [], [], 0.5 if exited is None else 0.05)
-                self._drain(chan, out, err)
+                self._drain(chan, out, err, call)
             status = chan.recv_exit_status()
         except TimeoutError:
             raise HostError(f"{title}: gave up after its timeout of {timeout} s "
                             "(it may still be running on the host)") from None
+        except _Cancelled:
+            raise HostError(f"{title}: stopped, since another step on this host failed") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise self._gone(title, e) from None
         finally:
@@ -370,24 +396,26 @@ class Remote:
         detail = f" ({str(cause) or type(cause).__name__})" if cause is not None else ""
         return HostError(f"the SSH connection to {self.host.id} broke during: {title}{detail}")
 
-    def _tick(self, deadline: float, title: str) -> None:
+    def _tick(self, deadline: float, call: _Call) -> None:
         """Between two reads or writes: stop when asked or when the watch gave up, and time out."""
         if STOP.aborted.is_set() or self._lost:
-            raise self._gone(title)
+            raise self._gone(call.title)
+        if call.cancel is not None and call.cancel.is_set():
+            raise _Cancelled
         if time.monotonic() > deadline:
             raise TimeoutError
 
-    def _watch(self, transport: paramiko.Transport, done: threading.Event) -> None:
+    def _watch(self, transport: paramiko.Transport, done: threading.Event, call: _Call) -> None:
         """Beside each command: after KEEPALIVE s without a sign of life, ask the host; close the
         connection if it does not answer, which ends whatever the command's thread is blocked in."""
         while not done.wait(0.5):
-            if time.monotonic() - self._heard <= KEEPALIVE:
+            if time.monotonic() - call.heard <= KEEPALIVE:
                 continue
             if self._ping(transport, done):
-                self._heard = time.monotonic()
+                call.heard = time.monotonic()
                 continue
             if not done.is_set():
-                self._lost = time.monotonic() - self._heard
+                self._lost = time.monotonic() - call.heard
                 transport.close()
             return
 
@@ -428,7 +456,7 @@ class Remote:
         except (OSError, struct.error):
             return False
 
-    def _drain(self, chan: paramiko.Channel, out: bytearray, err: bytearray) -> None:
+    def _drain(self, chan: paramiko.Channel, out: bytearray, err: bytearray, call: _Call) -> None:
         got = False
         while chan.recv_ready():
             out += chan.recv(CHUNK)
@@ -437,17 +465,20 @@ class Remote:
             err += chan.recv_stderr(CHUNK)
             got = True
         if got:
-            self._heard = time.monotonic()
-            self._tell_waits(err)
+            call.heard = time.monotonic()
+            self._lines(err, call)
 
-    def _tell_waits(self, err: bytearray) -> None:
-        """Pass on lines in which a remote wait says what it waits for ("waiting up to 300s for ...")."""
-        while (end := err.find(b"\n", self._err_seen)) >= 0:
-            line = err[self._err_seen:end].decode(errors="replace").strip()
-            self._err_seen = end + 1
+    def _lines(self, err: bytearray, call: _Call) -> None:
+        """Hand on each new stderr line; pass on those in which a remote wait says what it waits for
+        ("waiting up to 300s for ...") as progress, once each."""
+        while (end := err.find(b"\n", call.err_seen)) >= 0:
+            line = err[call.err_seen:end].decode(errors="replace").strip()
+            call.err_seen = end + 1
+            if call.on_line:
+                call.on_line(line)
             key = re.sub(r"\d+", "N", line)
-            if self.progress and line.lower().startswith("waiting") and key not in self._said:
-                self._said.add(key)
+            if self.progress and line.lower().startswith("waiting") and key not in call.said:
+                call.said.add(key)
                 self.progress(f"  {self.host.id}: {line[:300]}")
 
     # --- steps --------------------------------------------------------------
@@ -467,8 +498,10 @@ class Remote:
         return self.run(("sh", "-c", WRITE_FILE, "sh", path, f"{mode:o}"), timeout=timeout, stdin=content,
                         title=title or f"write {path}")
 
-    def push_image(self, image: str, *, timeout: int, title: str | None = None) -> Result:
-        """docker save on this computer, streamed into docker load on the host."""
+    def push_image(self, image: str, *, timeout: int, title: str | None = None,
+                   into: tuple[str, ...] = ("docker", "load"), on_line: Callable[[str], None] | None = None,
+                   cancel: threading.Event | None = None) -> Result:
+        """docker save on this computer, streamed into ``into`` on the host (docker load, or the relay's receiver)."""
         STOP.check(title or f"send image {image}")
         # Its own session: a Ctrl-C in the terminal goes to fleet, which decides
         # whether the transfer may finish, not straight to docker save.
@@ -489,7 +522,8 @@ class Remote:
 
         ok = False
         try:
-            result = self.run(("docker", "load"), timeout=timeout, stdin=chunks(), title=title or f"send image {image}")
+            result = self.run(into, timeout=timeout, stdin=chunks(), title=title or f"send image {image}",
+                              on_line=on_line, cancel=cancel)
             ok = True
         finally:
             if not ok:
@@ -508,6 +542,10 @@ class Remote:
 WRITE_FILE = 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"'
 
 
+class _Cancelled(Exception):
+    """Another thread asked a running command to stop."""
+
+
 def _short(argv: tuple[str, ...] | list[str]) -> str:
     return f"{argv[0]} {argv[1] if len(argv) > 1 and not argv[1].startswith('-') else ''}".strip()
 
@@ -524,6 +562,16 @@ def local_image_id(image: str) -> str:
     if out.returncode != 0:
         raise HostError(f"image {image} is not on this computer (push: true sends the local copy); build or pull it first")
     return out.stdout.strip()
+
+
+def local_image_size(image: str) -> int:
+    """The controller's size of an image in bytes (about what docker save writes); 0 when unknown."""
+    try:
+        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image],
+                             capture_output=True, text=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return 0
+    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else 0
 
 
 def default_known_hosts() -> Path:

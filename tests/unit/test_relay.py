@@ -20,10 +20,14 @@ def test_one_time_key_is_a_working_ed25519_pair_that_stays_out_of_repr():
     assert relay.new_key().public != key.public
 
 
-def test_forced_command_runs_docker_save_only_through_passwordless_sudo_for_non_root():
-    assert relay.forced_command("fleet-jupyter:test", "root") == ("docker", "save", "fleet-jupyter:test")
-    assert relay.forced_command("quay.io/jupyter/scipy-notebook:2025-06-02", "teacher") == (
-        "sudo", "-n", "--", "docker", "save", "quay.io/jupyter/scipy-notebook:2025-06-02")
+def test_forced_command_only_streams_the_relay_file_through_passwordless_sudo_for_non_root():
+    path = relay.relay_file("lab", "fleet-jupyter:test")
+    assert path.startswith("/var/tmp/fleet-relay-lab/") and path.endswith(".tar")
+    assert path != relay.relay_file("lab", "fleet-jupyter:v2") and path != relay.relay_file("lab2", "fleet-jupyter:test")
+    assert relay.follow_command(path, "root") == ("sh", "-c", relay.FOLLOW, "sh", path)
+    assert relay.follow_command(path, "teacher") == ("sudo", "-n", "--", "sh", "-c", relay.FOLLOW, "sh", path)
+    assert "\n" not in relay.FOLLOW  # an authorized_keys line is one line
+    assert "--pid=" in relay.FOLLOW and "tail -c +1 -f" in relay.FOLLOW
 
 
 def test_authorized_line_restricts_source_command_and_channels():
@@ -64,20 +68,27 @@ def test_known_hosts_line_uses_the_bracketed_form_off_port_22():
         "[192.0.2.10]:2222 ssh-ed25519 AAA"
 
 
-def test_pull_argv_passes_every_value_as_a_positional_argument_and_no_key():
-    seed = Host("192.0.2.10", "teacher", 2200, None)
-    argv = relay.pull_argv(seed, "[192.0.2.10]:2200 ssh-ed25519 AAA", "img:1")
-    assert argv[:2] == ("sh", "-c") and argv[2] == relay.PULL
-    assert argv[3:] == ("sh", "teacher@192.0.2.10", "2200", "[192.0.2.10]:2200 ssh-ed25519 AAA", "img:1")
-    assert "StrictHostKeyChecking=yes" in relay.PULL and "StrictHostKeyChecking=no" not in relay.PULL
-    assert "rm -rf" in relay.PULL and 'cat > "$d/key"' in relay.PULL  # the key comes on stdin, goes on exit
+def test_receive_argv_passes_every_value_as_a_positional_argument_and_no_key():
+    before = Host("192.0.2.10", "teacher", 2200, None)
+    path = relay.relay_file("lab", "img:1")
+    argv = relay.receive_argv(path, "img:1", before, "[192.0.2.10]:2200 ssh-ed25519 AAA", docker_wait=60)
+    assert argv[:2] == ("sh", "-c") and argv[2] == relay.RECEIVE
+    assert argv[3:] == ("sh", "teacher@192.0.2.10", "2200", "[192.0.2.10]:2200 ssh-ed25519 AAA", path, "img:1", "60")
+    assert relay.receive_argv(path, "img:1")[3:6] == ("sh", "-", "")  # from this computer, on stdin
+    assert "StrictHostKeyChecking=yes" in relay.RECEIVE and "StrictHostKeyChecking=no" not in relay.RECEIVE
+    assert "rm -rf \"$d\"" in relay.RECEIVE and 'cat <&3 > "$d/key"' in relay.RECEIVE  # the key comes on stdin, goes
 
 
 def test_install_and_remove_argv():
     assert relay.install_argv("root", "LINE", "fleet-relay-lab-") == (
         "sh", "-c", relay.INSTALL_KEY, "sh", "root", "LINE", "fleet-relay-lab-")
-    assert relay.remove_argv("teacher", "fleet-relay-lab-") == (
-        "sh", "-c", relay.REMOVE_KEY, "sh", "teacher", "fleet-relay-lab-")
+    assert relay.remove_argv("teacher", "fleet-relay-lab-", "lab") == (
+        "sh", "-c", relay.REMOVE_KEY, "sh", "teacher", "fleet-relay-lab-", "/var/tmp/fleet-relay-lab")
+
+
+def test_eta_of_the_slowest_host():
+    assert relay.eta(500_000_000, 100_000_000, 10_000_000) == ", about 40 s left"
+    assert relay.eta(0, 1, 1) == "" and relay.eta(10, 10, 1) == "" and relay.eta(10, 1, 0) == ""
 
 
 def test_source_addresses_keeps_ips_and_resolves_names_once_each():
