@@ -1,12 +1,12 @@
 """fleet against Ansible and pyinfra on the same real test hosts.
 
     python -m benchmarks setup                        # benchmarks/.venv: ansible + pyinfra from PyPI (once)
-    python -m benchmarks run [--scenario converged,seats,fresh,push] [--hosts 1,8,20] [--repeat 5]
-                             [--tools fleet,ansible,pyinfra] [--out benchmarks/results.json]
+    python -m benchmarks run [--scenario converged,seats,fresh,push,classroom] [--hosts 1,8,20] [--repeat 5]
+                             [--tools fleet,ansible,pyinfra,naive] [--shape 100mbit] [--out benchmarks/results.json]
     python -m benchmarks report [benchmarks/results.json ...]   # the table again (files merged), for RESULTS.md
 
 ``--hosts`` replaces the sizes of every scenario given (defaults: converged
-1,8,20; seats 1,8; fresh 1,4; push 1,8). Test hosts are labelled
+1,8,20; seats 1,8; fresh 1,4; push 1,8; classroom 10). Test hosts are labelled
 ``fleet-practice=bench-XXXXXX`` and removed at the end (also on failure).
 """
 from __future__ import annotations
@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--hosts", default="", help="host counts, e.g. 1,8,20 (default: per scenario)")
     run.add_argument("--repeat", type=int, default=5, help="timed runs per tool and cell (default 5)")
     run.add_argument("--tools", default="fleet,ansible,pyinfra",
-                     help="comma-separated: fleet, ansible, ansible-warm, pyinfra")
+                     help="comma-separated: fleet, ansible, ansible-warm, pyinfra, naive")
     run.add_argument("--out", default=str(HERE / "results.json"))
     run.add_argument("--work", default="/tmp/fleet-bench", help="scratch: keys, inventories, logs, archives")
     run.add_argument("--max-load", type=float, default=2.0, help="wait for the load average to drop below this")
     run.add_argument("--load-wait", type=float, default=300, help="... but at most this many seconds per cell")
+    run.add_argument("--shape", default="", help="limit this computer's uplink to the hosts, e.g. 100mbit (tc on docker0)")
     run.add_argument("--keep", action="store_true", help="leave the test hosts running (remove with "
                                                           "`python -m practice down --label LABEL`)")
     rep = sub.add_parser("report", help="print the table of a results file")
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = [int(x) for x in args.hosts.split(",") if x]
         sizes.update({s: counts for s in scenarios})
     cfg = Config(scenarios, sizes, args.repeat, tools, Path(args.out), Path(args.work), args.max_load,
-                 args.load_wait, args.keep)
+                 args.load_wait, args.keep, args.shape)
     # Interrupted or terminated (also when started in the background, where SIGINT comes ignored):
     # unwind, so that the test hosts are removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -8,8 +8,9 @@ TITLES = {
     "seats": "2. fresh seats (Docker and image present)",
     "fresh": "3. fresh hosts (Docker from Debian's packages)",
     "push": "4. image distribution (481 MB, push)",
+    "classroom": "5. time to classroom (fresh hosts, 481 MB image pushed, 3 Jupyter seats each)",
 }
-PEERS = ("ansible", "ansible-warm", "pyinfra")
+PEERS = ("ansible", "ansible-warm", "pyinfra", "naive")
 
 
 def _ok(row: dict) -> list[dict]:
@@ -63,7 +64,7 @@ def cell(row: dict | None) -> str:
 
 def table(results: dict) -> str:
     rows = results["rows"]
-    by = {(r["scenario"], r["n"], r["tool"]): r for r in rows}
+    by = {(r["scenario"], r.get("shape", ""), r["n"], r["tool"]): r for r in rows}
     peers = [p for p in PEERS if any(r["tool"] == p for r in rows)]
     head = ["scenario", "N", "fleet s", *[f"{p} s" for p in peers], *[f"fleet/{p}" for p in peers],
             "conn/host f/" + "/".join(p[0] + ("w" if p.endswith("warm") else "") for p in peers),
@@ -72,16 +73,17 @@ def table(results: dict) -> str:
                                                                      for p in peers),
             "fleet RSS MB", "load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    keys = sorted({(r["scenario"], r["n"]) for r in rows}, key=lambda k: (list(TITLES).index(k[0]), k[1]))
-    for scenario, n in keys:
-        f = by.get((scenario, n, "fleet"))
-        cells = [TITLES[scenario], str(n), cell(f)]
-        cells += [cell(by.get((scenario, n, p))) for p in peers]
+    keys = sorted({(r["scenario"], r.get("shape", ""), r["n"]) for r in rows},
+                  key=lambda k: (list(TITLES).index(k[0]), k[1], k[2]))
+    for scenario, shaped, n in keys:
+        f = by.get((scenario, shaped, n, "fleet"))
+        cells = [TITLES[scenario] + (f", uplink {shaped}" if shaped else ""), str(n), cell(f)]
+        cells += [cell(by.get((scenario, shaped, n, p))) for p in peers]
         for p in peers:
-            pr = by.get((scenario, n, p))
+            pr = by.get((scenario, shaped, n, p))
             fm, pm = (median(f) if f else None), (median(pr) if pr else None)
             cells.append(f"{fm / pm:.2f}" if fm and pm else "-")
-        every = [f] + [by.get((scenario, n, p)) for p in peers]
+        every = [f] + [by.get((scenario, shaped, n, p)) for p in peers]
         cells.append(" / ".join(per_host(r, "connections") if r else "-" for r in every))
         cells.append(" / ".join(per_host(r, "sessions") if r else "-" for r in every))
         cells.append(fleet_round_trips(f) if f else "-")
@@ -100,7 +102,7 @@ def push_table(results: dict) -> str:
            "fallbacks | host-to-host logins/host |", "|---|---|---|---|---|---|"]
     size = results.get("archives", {}).get("fleet-jupyter:test", {}).get("bytes")
     for row in results["rows"]:
-        if row["scenario"] != "push" or row["tool"] != "fleet":
+        if row["scenario"] not in ("push", "classroom") or row["tool"] != "fleet":
             continue
         runs = [r for r in _ok(row) if "fleet" in r]
         if not runs:
@@ -114,6 +116,24 @@ def push_table(results: dict) -> str:
     return "\n".join(out)
 
 
+def classroom_table(results: dict) -> str:
+    """Time to classroom: from each tool's start until every seat answers with its token (the peers return
+    earlier, when `docker run` does; fleet returns when its seats answer)."""
+    out = ["| uplink | N | tool | returned s | every seat answering s | answering / fleet's |", "|---|---|---|---|---|---|"]
+    rows = [r for r in results["rows"] if r["scenario"] == "classroom"]
+    answer = {}
+    for row in rows:
+        times = [r["answering"] for r in _ok(row) if r.get("answering") is not None]
+        answer[(row.get("shape", ""), row["n"], row["tool"])] = times
+    for row in sorted(rows, key=lambda r: (r.get("shape", ""), r["n"], r["tool"] != "fleet", r["tool"])):
+        key = (row.get("shape", ""), row["n"], row["tool"])
+        times, mine = answer[key], answer.get((key[0], key[1], "fleet"), [])
+        text = (f"{statistics.median(times):.1f} ({min(times):.1f}–{max(times):.1f})" if times else "-")
+        ratio = f"{statistics.median(mine) / statistics.median(times):.2f}" if times and mine and row["tool"] != "fleet" else "-"
+        out.append(f"| {key[0] or 'unshaped'} | {key[1]} | {row['tool']} | {cell(row)} | {text} | {ratio} |")
+    return "\n".join(out)
+
+
 def machine(results: dict) -> str:
     m = results["machine"]
     return (f"{m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
@@ -124,6 +144,8 @@ def machine(results: dict) -> str:
 
 def render(results: dict) -> str:
     parts = [machine(results), "", table(results)]
-    if any(r["scenario"] == "push" for r in results["rows"]):
+    if any(r["scenario"] in ("push", "classroom") for r in results["rows"]):
         parts += ["", push_table(results)]
+    if any(r["scenario"] == "classroom" for r in results["rows"]):
+        parts += ["", classroom_table(results)]
     return "\n".join(parts)

@@ -17,7 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +28,9 @@ from benchmarks import hosts as bh
 from benchmarks import tools as bt
 from practice.images import JUPYTER_IMAGE, ensure_jupyter_image
 
-SCENARIOS = ("converged", "seats", "fresh", "push")
-DEFAULT_SIZES = {"converged": [1, 8, 20], "seats": [1, 8], "fresh": [1, 4], "push": [1, 8]}
+SCENARIOS = ("converged", "seats", "fresh", "push", "classroom")
+DEFAULT_SIZES = {"converged": [1, 8, 20], "seats": [1, 8], "fresh": [1, 4], "push": [1, 8], "classroom": [10]}
+ANSWER_WAIT = 900  # seconds after a tool's start within which every seat must answer (classroom)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Config:
     max_load: float
     load_wait: float
     keep: bool = False
+    shape: str = ""  # e.g. "100mbit": this computer's uplink to the hosts (tc on docker0; hosts among themselves unshaped)
 
 
 def machine() -> dict:
@@ -114,7 +119,8 @@ class Bench:
     def batch(self, scenario: str, hosts_for, job: bt.Job, reset, *, warm_up: bool) -> None:  # noqa: ANN001
         n = len(hosts_for(0, None))
         tools = self.tools()
-        rows = {t.name: {"scenario": scenario, "n": n, "tool": t.name, "runs": []} for t in tools}
+        rows = {t.name: {"scenario": scenario, "n": n, "tool": t.name, "shape": self.cfg.shape, "runs": []}
+                for t in tools}
         load = wait_for_quiet(self.cfg, self.log)
         if warm_up:
             for t in tools:
@@ -132,6 +138,10 @@ class Bench:
                 load = os.getloadavg()[0]
                 cpu_before = [h.cpu_seconds() for h in hosts]
                 r = self.one(t, hosts, job, f"{scenario}-{n}-{rep}")
+                if scenario == "classroom" and r["rc"] == 0:
+                    r["answering"] = answering(t.secrets(hosts, job), r["start"])
+                    self.log(f"classroom N={n} {t.name} #{rep + 1}: every seat answering "
+                             f"{r['answering'] if r['answering'] is not None else 'never'} s after the start")
                 r["hosts_cpu"] = sum(h.cpu_seconds() for h in hosts) - sum(cpu_before)
                 r["load"] = load
                 events = bh.parallel(lambda h, since=since: bh.sshd_events(h, since), hosts)
@@ -161,6 +171,9 @@ class Bench:
     def run(self) -> None:
         cfg = self.cfg
         bh.build_images()
+        if cfg.shape:
+            shape(cfg.shape)
+            self.results["machine"]["shape"] = cfg.shape
         seat_job = bt.Job(bh.SEAT_IMAGE, "generic", self.archive(bh.SEAT_IMAGE))
         need = max([n for s in ("converged", "seats", "push") if s in cfg.scenarios for n in cfg.sizes[s]] or [0])
         try:
@@ -190,12 +203,19 @@ class Bench:
             if "fresh" in cfg.scenarios:
                 for n in cfg.sizes["fresh"]:
                     self.fresh(n, seat_job)
+            if "classroom" in cfg.scenarios:
+                ensure_jupyter_image()
+                job = bt.Job(JUPYTER_IMAGE, "jupyter", self.archive(JUPYTER_IMAGE), seats=3)
+                for n in cfg.sizes["classroom"]:
+                    self.fresh(n, job, "classroom")
         finally:
+            if cfg.shape:
+                shape("")
             if not cfg.keep:
                 self.pool.remove()
             self.save()
 
-    def fresh(self, n: int, job: bt.Job) -> None:
+    def fresh(self, n: int, job: bt.Job, scenario: str = "fresh") -> None:
         """New hosts without Docker for every run of every tool (started untimed, removed after)."""
         fresh: dict[tuple[int, str], list[bh.Host]] = {}
 
@@ -211,7 +231,7 @@ class Bench:
             return fresh[key]
 
         try:
-            self.batch("fresh", hosts_for, job, None, warm_up=False)
+            self.batch(scenario, hosts_for, job, None, warm_up=False)
         finally:
             for hs in fresh.values():
                 self.pool.remove(hs)
@@ -225,6 +245,45 @@ class Bench:
             self.results.setdefault("archives", {})[image] = {"bytes": path.stat().st_size,
                                                               "docker_save_s": round(time.monotonic() - started, 1)}
         return path
+
+
+def shape(rate: str, device: str = "docker0") -> None:
+    """Limit what this computer sends to the test hosts to ``rate`` (a teacher's uplink); "" lifts it.
+
+    Only packets from this computer's own address on the bridge are limited
+    (an htb class picked by source address): the hosts' downloads from the
+    Debian mirror and their traffic among themselves stay unshaped.
+    """
+    subprocess.run(["tc", "qdisc", "del", "dev", device, "root"], capture_output=True, timeout=30)
+    if not rate:
+        return
+    address = bh.sh(["ip", "-4", "-o", "addr", "show", device]).split()[3].split("/")[0]
+    for argv in (["qdisc", "add", "dev", device, "root", "handle", "1:", "htb", "default", "20"],
+                 ["class", "add", "dev", device, "parent", "1:", "classid", "1:10", "htb", "rate", rate, "ceil", rate],
+                 ["class", "add", "dev", device, "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit"],
+                 ["filter", "add", "dev", device, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                  "match", "ip", "src", f"{address}/32", "flowid", "1:10"]):
+        bh.sh(["tc", *argv], timeout=30)
+
+
+def answering(secrets: dict[tuple[str, int], str], started: float) -> float | None:
+    """Seconds from ``started`` (epoch) until every Jupyter seat answers /api/status with its token (200)."""
+    def one(item: tuple[tuple[str, int], str]) -> float | None:
+        (address, port), token = item
+        request = urllib.request.Request(f"http://{address}:{port}/api/status", headers={"Authorization": f"token {token}"})
+        while time.time() - started < ANSWER_WAIT:
+            try:
+                with urllib.request.urlopen(request, timeout=3) as r:
+                    if r.status == 200:
+                        return time.time() - started
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(32, len(secrets) or 1)) as pool:
+        times = list(pool.map(one, secrets.items()))
+    return None if any(t is None for t in times) else round(max(times), 2)
 
 
 def _mean(values: list[int]) -> float:

@@ -47,6 +47,7 @@ class Job:
     memory: str = "256m"
     cpus: float = 0.5
     seats: int = 2
+    docker_present: bool = True  # the fleet's inventory: whether hosts come with Docker (fresh: they do not)
 
     @property
     def token_env(self) -> str:
@@ -88,6 +89,10 @@ class Tool:
     def seats(self, job: Job) -> list[dict]:
         return [{"n": n, "port": self.publish + n - 1, "token": self.tokens[n - 1]} for n in range(1, job.seats + 1)]
 
+    def secrets(self, hosts: list[Host], job: Job) -> dict[tuple[str, int], str]:
+        """(host address, seat port) → the seat's token, to ask each seat whether it answers."""
+        return {(h.address, s["port"]): s["token"] for h in hosts for s in self.seats(job)}
+
 
 class Fleet(Tool):
     name, prefix, publish = "fleet", "fleet", 8000
@@ -124,6 +129,11 @@ class Fleet(Tool):
 
     def forget(self) -> None:
         shutil.rmtree(self.work / "state", ignore_errors=True)
+
+    def secrets(self, hosts: list[Host], job: Job) -> dict[tuple[str, int], str]:
+        state = json.loads((self.work / "state" / "fleet.json").read_text())["secrets"]
+        return {(h.address, self.publish + n - 1): state[h.address][f"fleet-nb-{n}"]
+                for h in hosts for n in range(1, job.seats + 1)}
 
 
 class Ansible(Tool):
@@ -210,7 +220,22 @@ class Pyinfra(Tool):
         return True
 
 
-TOOLS = {t.name: t for t in (Fleet, Ansible, AnsibleWarm, Pyinfra)}
+class Naive(Tool):
+    """What a teacher who knows Docker would script (benchmarks/naive.sh): the classroom scenario's baseline."""
+
+    name, prefix, publish = "naive", "naive", 8300
+
+    def command(self, hosts: list[Host], job: Job, run: int) -> Command:
+        seats = ",".join(f"{s['n']}:{s['port']}:{s['token']}" for s in self.seats(job))
+        argv = ["bash", str(HERE / "naive.sh"), str(self.key), str(self.known_hosts), job.image, job.memory,
+                str(job.cpus), self.prefix, job.token_env, seats, *[h.address for h in hosts]]
+        return Command(argv, {}, self.work)
+
+    def converged(self, output: str) -> bool:
+        return False  # it always does everything again
+
+
+TOOLS = {t.name: t for t in (Fleet, Ansible, AnsibleWarm, Pyinfra, Naive)}
 
 
 def environment(cmd: Command) -> dict[str, str]:

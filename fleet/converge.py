@@ -26,7 +26,7 @@ from fleet.runner import Outcome, fan_out
 from fleet.seats import expand, new_secret
 from fleet.ssh import HostKeys, Remote, local_image_id, local_image_size
 from fleet.state import State, path_for
-from fleet.steps import PushImage, Run, Step
+from fleet.steps import PushImage, Run, Step, Upload
 
 Progress = Callable[[str], None]
 
@@ -261,19 +261,37 @@ def apply_steps(session: Session, relay: relay_mod.Relay, host: Host, remote: Re
     if background is not None:
         background.start()
     try:
-        for step in steps:
-            if isinstance(step, PushImage):
-                continue
-            if isinstance(step, Run) and step.argv[:2] == ("docker", "run"):
+        for group in batches([s for s in steps if not isinstance(s, PushImage)]):
+            if any(isinstance(s, Run) and s.argv[:2] == ("docker", "run") for s in group):
                 images_arrived()
-            session.progress(f"  {host.id}: {step.title}")
-            remote.apply(step)
+            for step in group:
+                session.progress(f"  {host.id}: {step.title}")
+            remote.apply_batch(group)
         images_arrived()
     except BaseException:
         cancel.set()
         if background is not None:
             background.join()
         raise
+
+
+BATCHED = ("docker", "rm")  # commands that say nothing while they work: several go in one round trip
+
+
+def batches(steps: list[Step]) -> list[list[Step]]:
+    """Consecutive container steps (docker commands, files) together; installs, which report waits as they
+    happen, each on its own."""
+    out: list[list[Step]] = []
+    for step in steps:
+        if out and _batchable(step) and _batchable(out[-1][-1]):
+            out[-1].append(step)
+        else:
+            out.append([step])
+    return out
+
+
+def _batchable(step: Step) -> bool:
+    return isinstance(step, Upload) or (isinstance(step, Run) and step.argv[0] in BATCHED)
 
 
 def local_sizes(ids: dict[str, str]) -> dict[str, int]:

@@ -37,7 +37,6 @@ echo '--- cpus'; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
 echo '--- memory'; sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo
 echo '--- tcp'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo '--- package-manager'; for p in apt-get dnf yum; do command -v $p >/dev/null 2>&1 && { echo $p; break; }; done
-echo '--- locks'; ls -l /proc/[0-9]*/fd 2>/dev/null | grep -E '/var/lib/dpkg/lock|/var/lib/apt/lists/lock|/var/run/yum.pid' || true
 echo '--- cloud-init'
 if [ ! -d /run/cloud-init ] && ! command -v cloud-init >/dev/null 2>&1; then echo absent
 elif [ -e /run/cloud-init/result.json ] || [ -e /var/lib/cloud/instance/boot-finished ]; then echo done
@@ -84,7 +83,6 @@ class Facts:
     memory_kb: int
     ports_in_use: frozenset[int]
     package_manager: str
-    lock_holders: tuple[str, ...]
     cloud_init: str  # absent | running | done
     docker_installed: bool
     docker_running: bool  # the engine answered
@@ -203,7 +201,6 @@ def parse(text: str) -> Facts:
         memory_kb=int(one("memory", "0") or 0),
         ports_in_use=listening_ports(s.get("tcp", [])),
         package_manager=one("package-manager"),
-        lock_holders=tuple(x.split("->")[-1].strip() for x in s.get("locks", []) if x.strip()),
         cloud_init=one("cloud-init", "absent"),
         docker_installed=bool(one("docker")),
         docker_running=one("engine") == "answers",

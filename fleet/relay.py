@@ -148,7 +148,8 @@ until timeout 10 docker info >/dev/null 2>&1; do
   [ "$i" = 1 ] && echo "waiting up to ${wait}s for Docker to answer before loading the image" >&2
   sleep 1
 done
-tail -c +1 -f -s 0.2 --pid="$w" "$f" | docker load >/dev/null || { echo "docker load failed" >&2; exit 1; }
+tail -c +1 -f -s 0.2 --pid="$w" "$f" | docker load >/dev/null 2>"$d/load" \
+  || { echo "docker load failed: $(tail -n 1 "$d/load")" >&2; exit 1; }
 wait "$w"
 w=
 kill $p 2>/dev/null

@@ -493,6 +493,31 @@ class Remote:
             return self.push_image(step.image, timeout=step.timeout, title=step.title)
         raise TypeError(step)
 
+    def apply_batch(self, steps: list[Run | Upload]) -> Result:
+        """Carry out several Runs and Uploads in one round trip, in order, stopping at the first that fails.
+
+        The commands become one script here (each argv quoted with shlex.join,
+        each bounded by ``timeout`` of its own); the uploads' contents follow
+        each other on stdin, each read by its exact length, so no secret is
+        ever in the script. A failure names its step as a lone command would.
+        """
+        if len(steps) == 1:
+            return self.apply(steps[0])
+        argv, stdin = batch_command(steps)
+        result = self.run(argv, timeout=sum(s.timeout for s in steps), stdin=stdin, check=False, title=steps[0].title)
+        if result.exit_status == 0:
+            return result
+        marker = next((line for line in result.stderr.splitlines() if line.startswith("fleet-batch-failed ")), "")
+        if not marker:
+            raise HostError(self._failure(("sh",), result, f"{steps[0].title} (and {len(steps) - 1} more)"))
+        _, n, rc = marker.split()
+        step = steps[int(n)]
+        if rc == "124":
+            raise HostError(f"{step.title}: gave up after its timeout of {step.timeout} s "
+                            "(it may still be running on the host)")
+        said = result.stderr.split(marker, 1)[1]
+        raise HostError(self._failure(("sh",), Result(int(rc), "", said), step.title))
+
     def upload(self, path: str, content: bytes, mode: int, *, timeout: int = 60, title: str | None = None) -> Result:
         """Write a file as root through stdin: created under umask 077, then renamed into place."""
         return self.run(("sh", "-c", WRITE_FILE, "sh", path, f"{mode:o}"), timeout=timeout, stdin=content,
@@ -539,7 +564,35 @@ class Remote:
         return result
 
 
+# The head of a batch (Remote.apply_batch): `run N SECONDS ARGV...` runs one command with no stdin;
+# `put N SECONDS LENGTH PATH MODE` writes the next LENGTH bytes of stdin to PATH as WRITE_FILE does. The first
+# that fails prints "fleet-batch-failed N STATUS" and its output on stderr, and the batch stops.
+BATCH_HEAD = r"""
+set -u
+d=$(mktemp -d) || exit 1
+trap 'rm -rf "$d"' EXIT
+failed() { echo "fleet-batch-failed $1 $2" >&2; tail -n 20 "$d/err" >&2; exit 1; }
+run() { n=$1 t=$2; shift 2; timeout "$t" "$@" </dev/null >/dev/null 2>"$d/err" || failed "$n" $?; }
+put() {
+  n=$1 t=$2 size=$3 path=$4 mode=$5
+  { umask 077 && mkdir -p "$(dirname "$path")" && head -c "$size" > "$path.tmp" && chmod "$mode" "$path.tmp" \
+    && [ "$(wc -c < "$path.tmp")" -eq "$size" ] && mv -f "$path.tmp" "$path"; } 2>"$d/err" || failed "$n" $?
+}
+"""
+
 WRITE_FILE = 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"'
+
+
+def batch_command(steps: list[Run | Upload]) -> tuple[tuple[str, ...], bytes]:
+    """One script for several steps, and its stdin (the uploads' contents, one after another)."""
+    lines, stdin = [BATCH_HEAD], bytearray()
+    for n, step in enumerate(steps):
+        if isinstance(step, Upload):
+            lines.append(f"put {n} {step.timeout} {len(step.content)} {shlex.quote(step.path)} {step.mode:o}")
+            stdin += step.content
+        else:
+            lines.append(f"run {n} {step.timeout} {shlex.join(step.argv)}")
+    return ("sh", "-c", "\n".join(lines)), bytes(stdin)
 
 
 class _Cancelled(Exception):

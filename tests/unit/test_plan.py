@@ -77,7 +77,6 @@ def test_probe_output_parses():
     assert sorted(f.containers) == ["itest-nb-1", "itest-nb-2"]
     assert f.containers["itest-nb-1"].labels["fleet.seat"] == "1"
     assert f.images == {"fleet-jupyter:test": IMAGE_ID, "nope:1": ""}
-    assert f.lock_holders == ()
 
 
 def test_probe_finds_the_proxy_and_reads_its_authority_from_the_data_volume():
