@@ -119,7 +119,8 @@ def push_table(results: dict) -> str:
 def classroom_table(results: dict) -> str:
     """Time to classroom: from each tool's start until every seat answers with its token (the peers return
     earlier, when `docker run` does; fleet returns when its seats answer)."""
-    out = ["| uplink | N | tool | returned s | every seat answering s | answering / fleet's |", "|---|---|---|---|---|---|"]
+    out = ["| uplink | N | tool | returned s | every seat answering s | fleet's answering / this tool's |",
+           "|---|---|---|---|---|---|"]
     rows = [r for r in results["rows"] if r["scenario"] == "classroom"]
     answer = {}
     for row in rows:

@@ -57,17 +57,31 @@ while IFS= read -r line; do
   esac
 done
 start=$(date +%s)
-root= trusted=
+root= trusted= ev= first=1
 [ -n "$volume" ] && root=$(timeout 20 docker volume inspect --format '{{.Mountpoint}}' "$volume" 2>/dev/null)/caddy/pki/authorities/local/root.crt
+if [ "$mode" = wait ]; then  # a container that dies from now on is named here at once: no polling of Docker
+  set --
+  for n in $(cut -d' ' -f2 "$d/pending") $(cut -d' ' -f1 "$d/watch"); do set -- "$@" --filter "container=$n"; done
+  timeout 7200 docker events --filter event=die "$@" --format '{{.Actor.Attributes.name}}' >> "$d/died" 2>/dev/null &
+  ev=$!
+  trap 'kill $ev 2>/dev/null; rm -rf "$d"' EXIT
+fi
+: >> "$d/died"
 state() { grep "^/$1 " "$d/states" | head -n 1; }
 while [ -s "$d/pending" ]; do
   if [ -n "$root" ] && [ -z "$trusted" ] && [ -s "$root" ]; then
     for f in "$d"/*.cfg; do printf 'cacert = "%s"\n' "$root" >> "$f"; done
     trusted=1
   fi
-  # shellcheck disable=SC2046 # one word per name
-  timeout 20 docker inspect --format '{{.Name}} {{.State.Status}} {{.RestartCount}}' \
-    $(cut -d' ' -f2 "$d/pending") $(cut -d' ' -f1 "$d/watch") > "$d/states" 2>/dev/null
+  if [ -n "$first" ]; then  # Docker's view once: what stopped or restarted before the events began shows here
+    # shellcheck disable=SC2046 # one word per name
+    timeout 20 docker inspect --format '{{.Name}} {{.State.Status}} {{.RestartCount}}' \
+      $(cut -d' ' -f2 "$d/pending") $(cut -d' ' -f1 "$d/watch") > "$d/states" 2>/dev/null
+    first=
+  fi
+  for n in $(sort -u "$d/died"); do  # died since: stopped, whatever Docker made of it meanwhile
+    sed -i "s|^/$n \([^ ]*\) |/$n died |" "$d/states"
+  done
   down=
   while read -r name before; do
     set -- $(state "$name") "" "" ""
