@@ -204,3 +204,139 @@ def ensure_all_images() -> list[str]:
     """The base, the test-host, the Jupyter and the Caddy image; returns their tags."""
     ensure_base_image()
     return [BASE_IMAGE, ensure_testhost_image(), ensure_jupyter_image(), ensure_caddy_image()]
+
+
+# ---------------------------------------------------------------------------
+# mode: hub (JupyterHub on Docker Swarm): a hub image and a single-user server
+# image, built offline like the Jupyter image; and a Debian 13 test host, whose
+# docker.io 26 has a current Docker CLI and engine for Swarm.
+
+HUB_DOCKERFILE = ROOT / "images" / "hub" / "Dockerfile"
+SINGLEUSER_DOCKERFILE = ROOT / "images" / "singleuser" / "Dockerfile"
+HUB_WHEELS_DIR = ROOT / "build" / "hub-wheels"
+SINGLEUSER_WHEELS_DIR = ROOT / "build" / "singleuser-wheels"
+HUB_IMAGE = "fleet-hub:test"
+SINGLEUSER_IMAGE = "fleet-singleuser:test"
+TESTHOST13_IMAGE = "fleet-testhost:debian13"
+TRIXIE_IMAGE = "debian:trixie"
+
+# What the images install (the Dockerfiles name the same pins); the wheels directory must hold each.
+HUB_PACKAGES = ("jupyterhub==6.1.1", "dockerspawner==14.0.0", "jupyterhub-idle-culler==2.0.0")
+SINGLEUSER_PACKAGES = ("jupyterhub==6.1.1", "jupyter_server", "ipykernel")
+
+
+def _wheel_prefix(requirement: str) -> str:
+    """'jupyterhub-idle-culler==2.0.0' -> 'jupyterhub_idle_culler-2.0.0-' (how its wheel's file name starts)."""
+    name, _, version = requirement.partition("==")
+    prefix = name.replace("-", "_").lower() + "-"
+    return prefix + version + "-" if version else prefix
+
+
+def _have_wheels_for(directory: Path, packages: tuple[str, ...]) -> bool:
+    if not directory.is_dir():
+        return False
+    names = [p.name.lower() for p in directory.glob("*.whl")]
+    return all(any(n.startswith(_wheel_prefix(pkg)) for n in names) for pkg in packages)
+
+
+def ensure_wheels_for(directory: Path, packages: tuple[str, ...]) -> Path:
+    """Download wheels of ``packages`` (and their dependencies) into ``directory`` unless there.
+
+    Like :func:`ensure_wheels`: into a sibling temporary directory first,
+    renamed into place, so an interrupted download leaves nothing half-filled.
+    """
+    if _have_wheels_for(directory, packages):
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=directory.name + ".partial-", dir=directory.parent))
+    partial.chmod(0o755)
+    try:
+        log.info("downloading wheels for %s into %s", ", ".join(packages), directory)
+        run([sys.executable, "-m", "pip", "download", "-q", "-d", str(partial),
+             "--only-binary=:all:", "--python-version", "3.11",
+             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+             "--platform", "any", *packages], timeout=DOWNLOAD_TIMEOUT)
+        if not _have_wheels_for(partial, packages):
+            raise RuntimeError(f"pip download did not produce wheels for all of {packages}")
+        if _have_wheels_for(directory, packages):  # another process finished first
+            return directory
+        if directory.exists():
+            shutil.rmtree(directory)
+        try:
+            partial.rename(directory)
+        except OSError:
+            if not _have_wheels_for(directory, packages):
+                raise
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return directory
+
+
+def ensure_hub_image() -> str:
+    """Build (or find in the build cache) ``fleet-hub:test``; return the tag.
+
+    JupyterHub 6.1.1, dockerspawner 14.0.0, jupyterhub-idle-culler 2.0.0 and
+    Debian's configurable-http-proxy; no fleet config inside (fleet mounts it).
+    """
+    ensure_base_image()
+    wheels = ensure_wheels_for(HUB_WHEELS_DIR, HUB_PACKAGES)
+    return _build(HUB_IMAGE, wheels, HUB_DOCKERFILE)
+
+
+def ensure_singleuser_image() -> str:
+    """Build (or find in the build cache) ``fleet-singleuser:test``; return the tag.
+
+    jupyterhub-singleuser 6.1.1 on jupyter_server with ipykernel; user jovyan
+    (uid 1000), home /home/jovyan.
+    """
+    ensure_base_image()
+    wheels = ensure_wheels_for(SINGLEUSER_WHEELS_DIR, SINGLEUSER_PACKAGES)
+    return _build(SINGLEUSER_IMAGE, wheels, SINGLEUSER_DOCKERFILE)
+
+
+def ensure_trixie_image() -> None:
+    """Make sure ``debian:trixie`` exists locally: pulled, or (as root) debootstrapped and imported."""
+    if image_exists(TRIXIE_IMAGE):
+        return
+    pulled = run(["docker", "pull", TRIXIE_IMAGE], timeout=PULL_TIMEOUT, check=False)
+    if pulled.returncode == 0 and image_exists(TRIXIE_IMAGE):
+        return
+    debootstrap = shutil.which("debootstrap")
+    if os.geteuid() != 0 or debootstrap is None:
+        raise RuntimeError(f"{TRIXIE_IMAGE} is missing and cannot be pulled; as root with debootstrap run: "
+                           f"debootstrap --variant=minbase trixie /tmp/rootfs {DEBIAN_MIRROR} && "
+                           f"tar -C /tmp/rootfs -c . | docker import - {TRIXIE_IMAGE}")
+    rootfs = Path(tempfile.mkdtemp(prefix="fleet-practice-trixie-"))
+    try:
+        log.info("building %s with debootstrap in %s", TRIXIE_IMAGE, rootfs)
+        run([debootstrap, "--variant=minbase", "trixie", str(rootfs), DEBIAN_MIRROR], timeout=DEBOOTSTRAP_TIMEOUT)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        try:
+            imp = subprocess.run(["docker", "import", "-", TRIXIE_IMAGE], stdin=tar.stdout,
+                                 capture_output=True, text=True, timeout=600)
+        finally:
+            assert tar.stdout is not None
+            tar.stdout.close()
+            tar.wait(timeout=60)
+        if tar.returncode != 0 or imp.returncode != 0:
+            raise RuntimeError(f"importing the trixie rootfs as {TRIXIE_IMAGE} failed: {imp.stderr.strip()}")
+    finally:
+        run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=300, check=False)
+
+
+def ensure_testhost13_image() -> str:
+    """``fleet-testhost:debian13``: the practice server of images/testhost on Debian 13 (docker.io 26).
+
+    Built from a copy of images/testhost whose FROM names ``debian:trixie``.
+    """
+    ensure_trixie_image()
+    context = Path(tempfile.mkdtemp(prefix="fleet-testhost13-"))
+    try:
+        for item in TESTHOST_DIR.iterdir():
+            shutil.copy2(item, context / item.name)
+        dockerfile = context / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text().replace(f"FROM {BASE_IMAGE}", f"FROM {TRIXIE_IMAGE}"))
+        return _build(TESTHOST13_IMAGE, context)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
