@@ -40,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["FLEET_STATE_DIR"] = args.state
     from fleet import inventory
     from fleet import plan as plan_mod
-    from fleet.converge import Session
+    from fleet.backends import seats as seats_backend
+    from fleet.session import Session
 
     inv = inventory.load(args.inventory)
     print(f"fab start-up (fab -l): {statistics.median(startup_seconds() for _ in range(3)):.2f} s")
     for rep in range(args.repeat):
         session = Session(inv)
-        wanted = {h.id: session.wanted(h) for h in session.hosts}
+        wanted = {h.id: seats_backend.wanted(session, h) for h in session.hosts}
         times: dict[str, tuple[float, float]] = {}
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 

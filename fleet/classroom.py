@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet import commands, handout, roster
-from fleet.converge import HostReport, Session, provision
+from fleet import commands, placement, roster
+from fleet.converge import provision
 from fleet.errors import HostError, InputError
 from fleet.inventory import Host
+from fleet.report import HostReport
 from fleet.runner import Outcome
 from fleet.seats import Seat
+from fleet.session import Session
 from fleet.ssh import Remote
 from fleet.steps import Run
 
@@ -27,7 +29,7 @@ from fleet.steps import Run
 
 
 def seat_order(session: Session) -> list[tuple[Host, Seat]]:
-    return handout.seats_in_order(session.inventory, session.state)
+    return placement.seats_in_order(session.inventory, session.state)
 
 
 def students(session: Session) -> dict[tuple[str, str], str]:
@@ -104,9 +106,7 @@ def pack(src: Path) -> bytes:
 
 def exec_argv(seat: Seat, *argv: str, stdin: bool = False) -> tuple[str, ...]:
     """docker exec as the user who owns the seat's files."""
-    user = seat.service.exec_user
-    return ("docker", "exec", *(["--interactive"] if stdin else []), *(["--user", user] if user else []),
-            seat.container, *argv)
+    return commands.exec_in(seat.container, *argv, user=seat.service.exec_user, stdin=stdin)
 
 
 @dataclass
@@ -209,9 +209,8 @@ def logs(session: Session, host: Host, seat: Seat, *, tail: int, follow: bool,
     with session.connect(host) as remote:
         since = None
         while True:
-            argv = ["docker", "logs", "--timestamps"]
-            argv += ["--since", since] if since else ["--tail", str(tail)]
-            result = remote.run((*argv, seat.container), timeout=timeout, title=f"logs of {seat.container}")
+            result = remote.run(commands.logs(seat.container, tail=tail, since=since or ""), timeout=timeout,
+                                title=f"logs of {seat.container}")
             lines = sorted((result.stdout + result.stderr).splitlines())  # both streams, by timestamp
             for line in lines:
                 stamp, _, text = line.partition(" ")

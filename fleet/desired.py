@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from fleet import commands, proxy
 from fleet.inventory import Host, Inventory
-from fleet.seats import LABEL, Seat, expand
+from fleet.seats import LABEL, Seat, expand, network_name
 from fleet.steps import Upload
 
 
@@ -39,11 +39,6 @@ def wanted(name: str, image: str, labels: dict[str, str], args: list[str], files
     spec = digest.hexdigest()[:16]
     run = commands.docker_run(name, image, {**labels, "fleet.spec": spec}, args)
     return Wanted(name, image, run, tuple(files), spec, push, host_ports, seat)
-
-
-def network_name(fleet: str) -> str:
-    """The private network that joins a fleet's seats and its proxy on each host."""
-    return f"{fleet}-seats"
 
 
 def seat_container(inventory: Inventory, seat: Seat, secret: str) -> Wanted:

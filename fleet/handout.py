@@ -1,12 +1,9 @@
 """The handout: every seat's address and credentials, for the teacher to share.
 
-Built from the state (where the credentials live) and the inventory (which
-seats exist), without contacting any host. This is the one output that shows
-secrets, so files are written with mode 0600.
-
-With a roster, each seat carries its student's name: the assignment is made
-here (fleet/roster.py decides, this module stores it in the state), so
-`fab handout` and `fab provision` agree on who sits where.
+Pure rendering of plain data (:class:`Card`, one per seat): the cards are
+made from the state and the inventory by fleet/placement.py, which also
+seats the roster's students, without contacting any host. This is the one
+output that shows secrets, so files are written with mode 0600.
 
 The html format is a page to print: one card per seat, 8 to an A4 sheet, to
 cut apart and hand out. Everything in it is inline (styles, QR codes as SVG),
@@ -19,20 +16,16 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path
 
 import segno
 
-from fleet import droplets, proxy, roster
-from fleet.errors import InputError
-from fleet.inventory import Host, Inventory
+from fleet import roster
 from fleet.kinds import KINDS
 from fleet.report import table
-from fleet.seats import Seat, expand, new_secret
-from fleet.state import State
 
 FIELDS = ["student", "host", "service", "seat", "url", "user", "secret", "login_url"]
 CARDS_PER_SHEET = 8  # 2 columns x 4 rows on A4: big enough to read and scan, few enough sheets to print
@@ -60,62 +53,6 @@ class Card:
     def export(self) -> dict[str, object]:
         """The columns of the csv and json formats (what a mail merge or an LMS import reads)."""
         return {k: v for k, v in asdict(self).items() if k in FIELDS}
-
-
-def seats_in_order(inventory: Inventory, state: State | None = None) -> list[tuple[Host, Seat]]:
-    """Every seat of the fleet in the order students fill them: host by host, then as expand() lists them.
-
-    The hosts are the inventory's, then the droplets the state knows (fleet/droplets.py).
-    """
-    seats = expand(inventory)
-    hosts = inventory.hosts + (droplets.hosts_from_state(inventory, state.data) if state else ())
-    return [(host, seat) for host in hosts for seat in seats]
-
-
-def assign_students(inventory: Inventory, state: State, *, release: bool = False) -> roster.Assignment | None:
-    """Place the roster's students on seats, keeping earlier placements, and store the result in the state.
-
-    With ``release``, seats held for students who left the roster get a new
-    credential in the state, so provision replaces the container: the new
-    student never sees the old one's files and the old password stops
-    working. Only provision may release, because only it brings the hosts in
-    line with the state straight away.
-    """
-    if inventory.roster is None:
-        return None
-    keys = [roster.SeatKey(host.id, seat.container) for host, seat in seats_in_order(inventory, state)]
-    pending = max(0, inventory.seat_count - len(keys))  # droplets not created yet
-    with state.lock:
-        previous = roster.previous_from(state.data.get("roster", {}))
-        try:
-            result = roster.assign(inventory.roster.names, keys, previous, release=release, pending=pending)
-        except roster.SeatShortage as e:
-            raise InputError(str(e), file=inventory.roster.source, field="roster") from None
-        for seat in result.released:
-            state.reissue(seat.host, seat.container, new_secret)
-        record = result.record()
-        if record != state.data.get("roster") or result.released:
-            state.data["roster"] = record
-            state.save()
-    return result
-
-
-def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, str] | None = None) -> list[Card]:
-    """One card a seat that has credentials in the state, with its student if one is placed there."""
-    out = []
-    secrets = state.data["secrets"]
-    students = students or {}
-    for host, seat in seats_in_order(inventory, state):
-        secret = secrets.get(host.id, {}).get(seat.container)
-        if secret is None:
-            continue
-        svc, name = seat.service, proxy.public_name(inventory, host)
-        out.append(Card(
-            student=students.get(roster.SeatKey(host.id, seat.container)), host=host.id, service=svc.name,
-            kind=svc.kind, seat=seat.number, url=seat.url(name), user=svc.login_user,
-            secret=secret, login_url=seat.url(name, secret), container=seat.container,
-        ))
-    return out
 
 
 def render(data: Sequence[Card], fmt: str, *, title: str = "", certificate_note: str | None = None) -> str:

@@ -7,10 +7,11 @@ re-run costs one probe and nothing else.
 from __future__ import annotations
 
 from fleet import commands, firewall, install
-from fleet.desired import Wanted, network_name
+from fleet.desired import Wanted, volumes
 from fleet.errors import HostError
 from fleet.facts import Facts
 from fleet.inventory import Inventory, parse_cpuset
+from fleet.seats import expand, network_name
 from fleet.steps import PushImage, Run, Step
 
 
@@ -116,4 +117,22 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
     after_push = {**facts.images, **local_ids}
     steps += container_steps(facts, wanted, after_push, inventory.timeouts.command, only)
     steps += firewall.steps(inventory, facts, [p for w in wanted for p in w.host_ports], ssh_port)
+    return steps
+
+
+def teardown(inventory: Inventory, facts: Facts, *, keep_work: bool = False) -> list[Step]:
+    """Everything the fleet made on one host, to remove: its containers, env files, network and volumes.
+
+    The students' files (a volume per seat) go too unless ``keep_work``.
+    Docker and the images stay.
+    """
+    name, timeout = inventory.name, inventory.timeouts.command
+    steps: list[Step] = [Run(f"remove {c}", commands.remove(c), timeout) for c in sorted(facts.containers)]
+    steps.append(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), timeout))
+    steps.append(Run("remove the seat network", commands.network_remove(network_name(name)), timeout))
+    gone = volumes(name)
+    if not keep_work:
+        seats = {c for c, f in facts.containers.items() if "fleet.seat" in f.labels}
+        gone += sorted({f"{c}-work" for c in seats} | {s.volume for s in expand(inventory)})
+    steps.append(Run("remove the fleet's volumes", commands.volume_remove(*gone), timeout))
     return steps

@@ -6,10 +6,41 @@ report: seat URLs here carry no token (the handout has them).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from fleet.converge import HostReport
 from fleet.inventory import Host
 from fleet.runner import Outcome
+from fleet.steps import Step
+
+
+@dataclass
+class SeatReport:
+    """One row of the seat table: a container wanted on a host, and how it is doing."""
+
+    container: str
+    service: str
+    number: int
+    url: str
+    state: str  # running | exited | ... | missing
+    restarts: int = 0
+    health: str = ""  # status only: does the seat answer at its URL
+    cpu: str = ""  # status only: CPU % (100% = one core)
+    memory: str = ""  # status only: used / limit
+
+
+@dataclass
+class HostReport:
+    """What a command did on, or found about, one host."""
+
+    host: Host
+    os: str = ""
+    docker: str = ""
+    steps: list[Step] = field(default_factory=list)
+    seats: list[SeatReport] = field(default_factory=list)
+    seconds: float = 0.0
+    round_trips: int = 0
+    removed: list[str] = field(default_factory=list)
+    usage: str = ""  # status only: load, memory and disk of the host
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

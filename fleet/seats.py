@@ -53,6 +53,11 @@ class Seat:
         return self.service.kind_of.login_link(f"{'https' if self.https else 'http'}://{host}:{self.host_port}/", secret)
 
 
+def network_name(fleet: str) -> str:
+    """The private network that joins a fleet's seats and its proxy on each host."""
+    return f"{fleet}-seats"
+
+
 def expand(inventory: Inventory) -> list[Seat]:
     """Every seat every host gets, in a stable order."""
     https = inventory.model.tls.mode != "off"

@@ -42,6 +42,7 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 
+from fleet.commands import images
 from fleet.errors import HostError
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
@@ -524,13 +525,13 @@ class Remote:
                         title=title or f"write {path}")
 
     def push_image(self, image: str, *, timeout: int, title: str | None = None,
-                   into: tuple[str, ...] = ("docker", "load"), on_line: Callable[[str], None] | None = None,
+                   into: tuple[str, ...] = images.load(), on_line: Callable[[str], None] | None = None,
                    cancel: threading.Event | None = None) -> Result:
         """docker save on this computer, streamed into ``into`` on the host (docker load, or the relay's receiver)."""
         STOP.check(title or f"send image {image}")
         # Its own session: a Ctrl-C in the terminal goes to fleet, which decides
         # whether the transfer may finish, not straight to docker save.
-        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        save = subprocess.Popen(images.save(image), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
 
         def chunks() -> Iterator[bytes]:
@@ -606,7 +607,7 @@ def _short(argv: tuple[str, ...] | list[str]) -> str:
 def local_image_id(image: str) -> str:
     """The controller's id of an image it will push; a clear error if it has none."""
     try:
-        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
+        out = subprocess.run(images.inspect_local(image, "Id"),
                              capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
         raise HostError("`push: true` needs Docker on this computer, and the docker command was not found") from None
@@ -620,7 +621,7 @@ def local_image_id(image: str) -> str:
 def local_image_size(image: str) -> int:
     """The controller's size of an image in bytes (about what docker save writes); 0 when unknown."""
     try:
-        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image],
+        out = subprocess.run(images.inspect_local(image, "Size"),
                              capture_output=True, text=True, timeout=30)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return 0

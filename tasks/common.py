@@ -29,10 +29,10 @@ from invoke.exceptions import Exit
 from fleet import inventory
 from fleet import lock as lock_mod
 from fleet import state as state_mod
-from fleet.converge import Session
 from fleet.errors import FleetError
 from fleet.report import seats_table, summary
 from fleet.runner import STOP
+from fleet.session import Session
 
 HOSTS_HELP = "the inventory file (YAML), e.g. inventories/lab.yml"
 COMMAND = "fab"  # what the teacher types: `fleet` for the installed tool (tasks/cli.py sets it)

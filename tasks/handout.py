@@ -7,6 +7,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from fleet import handout as handout_mod
+from fleet import placement
 
 from .common import HOSTS_HELP, cli, command, session
 
@@ -28,8 +29,8 @@ def handout(c, hosts, format="table", output=None):  # noqa: A002 (the flag is -
         raise Exit(f"fleet: --format must be one of {', '.join(FORMATS)}, not {format!r}", code=2)
     s = session(c, hosts)  # the fleet's lock: placing students writes the state, never beside a provision
     inv, state = s.inventory, s.state
-    placed = handout_mod.assign_students(inv, state)
-    cards = handout_mod.cards(inv, state, placed.seats if placed else None)
+    placed = placement.assign_students(inv, state)
+    cards = placement.cards(inv, state, placed.seats if placed else None)
     for line in handout_mod.roster_notes(placed, cards):
         print(f"fleet: {line}", file=sys.stderr)
     if not cards:

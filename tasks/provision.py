@@ -4,8 +4,8 @@ import time
 
 from fabric import task
 
-from fleet import converge, handout
-from fleet.converge import Session
+from fleet import converge, handout, placement
+from fleet.session import Session
 
 from .common import HOSTS_HELP, cli, command, confirmer, finish, progress, session
 
@@ -37,5 +37,5 @@ def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=Fals
 
 def place_students(s: Session, *, release: bool = False) -> None:
     """Seat the roster's students (exit 2 before any host is touched when they do not fit) and say what changed."""
-    for line in handout.roster_notes(handout.assign_students(s.inventory, s.state, release=release)):
+    for line in handout.roster_notes(placement.assign_students(s.inventory, s.state, release=release)):
         progress(f"roster: {line}")

@@ -5,7 +5,8 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
-from fleet import converge, droplets
+from fleet import converge
+from fleet.servers import lifecycle
 
 from .common import HOSTS_HELP, cli, command, confirmer, finish, session
 
@@ -22,7 +23,7 @@ def teardown(c, hosts, yes=False, keep_work=False):
     inventory's own hosts.
     """
     s = session(c, hosts)
-    cloud = droplets.survey(s) if droplets.has_droplets(s.inventory, s.state.data) else None
+    cloud = lifecycle.survey(s) if lifecycle.has_servers(s) else None
     what = "\n".join([f"Fleet {s.inventory.name!r}:"]
                      + ([f"remove every seat on {len(s.inventory.hosts)} hosts"
                          + ("" if keep_work else f", with the students' files (run {command('collect')} first to keep them)")]
@@ -37,6 +38,6 @@ def teardown(c, hosts, yes=False, keep_work=False):
         if o.ok:
             print(f"{o.item.id}: removed {len(o.value.removed)} containers")
     if cloud:
-        print(droplets.teardown(s, cloud))
+        print(lifecycle.teardown(s, cloud))
     if outcomes:
         finish(outcomes, started, verb="cleaned")

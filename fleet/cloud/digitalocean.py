@@ -38,7 +38,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlparse
 
-from fleet.cloud import CloudError, Uncertain
+from fleet.cloud.base import CloudError, Key, Server, Size, Uncertain
 from fleet.errors import InputError
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ ENDPOINT_ENV = "DIGITALOCEAN_END_POINT"
 PER_PAGE = 200  # the API's maximum
 MAX_PAGES = 100
 MAX_NAMES = 10  # droplets per create request, the API's limit
+USER_DATA_LIMIT = 64 * 1024  # bytes of user_data the API takes
 
 
 @dataclass(frozen=True)
@@ -117,37 +118,8 @@ def _rate_limit_wait(headers: Mapping[str, str], now: float) -> tuple[float | No
         return None, ""
 
 
-@dataclass(frozen=True)
-class Droplet:
-    id: int
-    name: str
-    status: str  # new | active | off | archive
-    public_ipv4: str | None
-    tags: tuple[str, ...] = ()
-
-    @property
-    def usable(self) -> bool:
-        """Active with a public IPv4: the API's side of "ready" (SSH is checked separately)."""
-        return self.status == "active" and self.public_ipv4 is not None
-
-
-@dataclass(frozen=True)
-class Size:
-    slug: str
-    price_hourly: float
-    price_monthly: float
-    regions: tuple[str, ...]
-    available: bool
-    vcpus: int
-    memory: int  # MB
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class SSHKey:
-    id: int
-    fingerprint: str
-    name: str
+Droplet = Server  # DigitalOcean's word for a server
+SSHKey = Key
 
 
 def parse_droplet(data: Mapping[str, Any]) -> Droplet:
@@ -196,12 +168,21 @@ def next_page(link: str | None, current: int) -> int | None:
 
 
 def create_body(names: Sequence[str], *, region: str, size: str, image: str | int,
-                ssh_keys: Sequence[int | str], tags: Sequence[str]) -> dict[str, Any]:
-    """The POST /v2/droplets body, as the specification has it (no ``vpc_uuid: null``)."""
+                ssh_keys: Sequence[int | str], tags: Sequence[str], user_data: str | None = None) -> dict[str, Any]:
+    """The POST /v2/droplets body, as the specification has it (no ``vpc_uuid: null``).
+
+    ``user_data``: what cloud-init runs at first boot (the specification's
+    string of at most 64 KiB).
+    """
     if not 1 <= len(names) <= MAX_NAMES:
         raise ValueError(f"a create request takes 1 to {MAX_NAMES} names, not {len(names)}")
-    return {"names": list(names), "region": region, "size": size, "image": image,
+    if user_data is not None and len(user_data.encode()) > USER_DATA_LIMIT:
+        raise ValueError(f"user_data is {len(user_data.encode())} bytes; DigitalOcean takes at most {USER_DATA_LIMIT}")
+    body = {"names": list(names), "region": region, "size": size, "image": image,
             "ssh_keys": list(ssh_keys), "tags": list(tags), "monitoring": False, "ipv6": False}
+    if user_data is not None:
+        body["user_data"] = user_data
+    return body
 
 
 @cache
@@ -328,12 +309,13 @@ class Client:
         return parse_droplet(data["droplet"]) if data and data.get("droplet") else None
 
     def create_droplets(self, names: Sequence[str], *, region: str, size: str, image: str | int,
-                        ssh_keys: Sequence[int | str], tags: Sequence[str]) -> list[Droplet]:
+                        ssh_keys: Sequence[int | str], tags: Sequence[str], user_data: str | None = None) -> list[Droplet]:
         """POST /v2/droplets with up to 10 names; the droplets as the API returned them (status new).
 
         Raises Uncertain when the answer was lost: list by tag before trying again.
         """
-        body = create_body(names, region=region, size=size, image=image, ssh_keys=ssh_keys, tags=tags)
+        body = create_body(names, region=region, size=size, image=image, ssh_keys=ssh_keys, tags=tags,
+                           user_data=user_data)
         data = self.call(POST, "droplets", body, creates=True) or {}
         found = data.get("droplets") or ([data["droplet"]] if data.get("droplet") else [])
         return [parse_droplet(d) for d in found]
@@ -399,3 +381,45 @@ def _refused(what: str, status: int, detail: str) -> CloudError:
     if status == 403:
         return CloudError(f"DigitalOcean API {what}: {detail}; the token lacks the scope for this")
     return CloudError(f"DigitalOcean API {what}: {detail}")
+
+
+class DigitalOcean:
+    """The :class:`fleet.cloud.Provider` for DigitalOcean: the inventory's block over :class:`Client`."""
+
+    name, label, noun, max_batch = "digitalocean", "DigitalOcean", "droplet", MAX_NAMES
+
+    def __init__(self, settings: Any, *, client: Client | None = None, progress: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.client = client or Client(progress=progress)
+
+    def servers(self, tag: str) -> list[Server]:
+        return self.client.droplets(tag)
+
+    def server(self, server_id: int) -> Server | None:
+        return self.client.droplet(server_id)
+
+    def create(self, names: Sequence[str], *, key_id: int, tag: str, user_data: str | None = None) -> list[Server]:
+        s = self.settings
+        return self.client.create_droplets(names, region=s.region, size=s.size, image=s.image, ssh_keys=[key_id],
+                                           tags=[tag], user_data=user_data)
+
+    def destroy(self, server_id: int) -> bool:
+        return self.client.destroy_droplet(server_id)
+
+    def destroy_tagged(self, tag: str) -> None:
+        self.client.destroy_tagged(tag)
+
+    def sizes(self) -> list[Size]:
+        return self.client.sizes()
+
+    def keys(self) -> list[Key]:
+        return self.client.ssh_keys()
+
+    def add_key(self, name: str, public_key: str) -> Key:
+        return self.client.add_ssh_key(name, public_key)
+
+    def delete_key(self, key_id: int) -> None:
+        self.client.delete_ssh_key(key_id)
+
+    def fingerprint(self, public_key: str) -> str:
+        return fingerprint(public_key)

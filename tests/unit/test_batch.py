@@ -4,7 +4,7 @@ from __future__ import annotations
 import stat
 import subprocess
 
-from fleet.converge import batches
+from fleet.apply import batches
 from fleet.ssh import batch_command
 from fleet.steps import Run, Upload
 

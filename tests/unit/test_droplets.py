@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from fleet import droplets
 from fleet.cloud.digitalocean import (
     Droplet,
     RetryPolicy,
@@ -18,7 +17,9 @@ from fleet.cloud.digitalocean import (
     next_page,
     parse_droplet,
 )
-from fleet.droplets import Reconciled, batches, pick_size, quote, reconcile
+from fleet.servers import decide as servers_decide
+from fleet.servers import records
+from fleet.servers.decide import Reconciled, batches, pick_size, quote, reconcile
 
 
 def d(i: int, name: str, status: str = "active", ip: str | None = "203.0.113.9") -> Droplet:
@@ -29,11 +30,11 @@ def d(i: int, name: str, status: str = "active", ip: str | None = "203.0.113.9")
 
 
 def test_names_and_tag():
-    assert droplets.tag_for("lab") == "fleet:lab"
-    assert [droplets.droplet_name("lab", n) for n in (1, 9, 10, 100)] == ["lab-01", "lab-09", "lab-10", "lab-100"]
-    assert droplets.number_of("lab", "lab-07") == 7
-    assert droplets.number_of("lab", "lab-2-07") is None
-    assert droplets.number_of("lab-2", "lab-2-07") == 7
+    assert servers_decide.tag_for("lab") == "fleet:lab"
+    assert [servers_decide.server_name("lab", n) for n in (1, 9, 10, 100)] == ["lab-01", "lab-09", "lab-10", "lab-100"]
+    assert servers_decide.number_of("lab", "lab-07") == 7
+    assert servers_decide.number_of("lab", "lab-2-07") is None
+    assert servers_decide.number_of("lab-2", "lab-2-07") == 7
 
 
 def test_reconcile_from_nothing_creates_all():
@@ -73,7 +74,7 @@ def test_reconcile_foreign_name_with_the_tag_is_removed():
 
 def test_batches_respect_the_api_limit_of_ten():
     names = [f"lab-{i:02d}" for i in range(1, 24)]
-    got = batches(names)
+    got = batches(names, 10)
     assert [len(b) for b in got] == [10, 10, 3]
     assert [n for b in got for n in b] == names
 
@@ -85,9 +86,9 @@ SIZE = Size(slug="s-2vcpu-4gb", price_hourly=0.03571, price_monthly=24.0, region
 
 
 def test_pick_size_explains_what_is_wrong():
-    assert pick_size([SIZE], "s-2vcpu-4gb", "ams3") == SIZE
-    assert "not offered in region 'nyc3'" in pick_size([SIZE], "s-2vcpu-4gb", "nyc3")
-    assert "is not a DigitalOcean size; sizes in ams3: s-2vcpu-4gb" in pick_size([SIZE], "s-9", "ams3")
+    assert pick_size([SIZE], "s-2vcpu-4gb", "ams3", "DigitalOcean") == SIZE
+    assert "not offered in region 'nyc3'" in pick_size([SIZE], "s-2vcpu-4gb", "nyc3", "DigitalOcean")
+    assert "is not a DigitalOcean size; sizes in ams3: s-2vcpu-4gb" in pick_size([SIZE], "s-9", "ams3", "DigitalOcean")
 
 
 def test_quote_shows_what_happens_and_the_price_per_hour_and_for_24_hours():
@@ -95,7 +96,7 @@ def test_quote_shows_what_happens_and_the_price_per_hour_and_for_24_hours():
         region, image = "ams3", "ubuntu-24-04-x64"
 
     plan = Reconciled(keep=(d(1, "lab-01"),), create=("lab-02", "lab-03"), remove=(d(9, "lab-09"),))
-    text = quote("lab", Settings, SIZE, plan)
+    text = quote("lab", Settings, SIZE, plan, label="DigitalOcean", noun="droplet")
     assert text.splitlines() == [
         "DigitalOcean, fleet 'lab' (tag fleet:lab): s-2vcpu-4gb (2 vCPU, 4 GB) in ams3, image ubuntu-24-04-x64",
         "  create  2: lab-02, lab-03",
@@ -109,7 +110,8 @@ def test_quote_shows_what_happens_and_the_price_per_hour_and_for_24_hours():
 def test_status_line_names_what_each_droplet_waits_for():
     names = {1: "lab-01", 2: "lab-02", 3: "lab-03"}
     seen = {1: d(1, "lab-01"), 2: d(2, "lab-02", "new", None)}
-    assert droplets.status_line(names, seen, {1}) == "droplets: 1/3 ready (waiting: lab-02 new, lab-03 not listed yet)"
+    assert servers_decide.status_line("droplet", names, seen, {1}) == (
+        "droplets: 1/3 ready (waiting: lab-02 new, lab-03 not listed yet)")
 
 
 # --- retries --------------------------------------------------------------------------------
@@ -200,10 +202,10 @@ def test_hosts_from_state_are_the_droplets_with_an_address(tmp_path: Path):
         "12": {"name": "lab-02", "address": "203.0.113.2"},
         "11": {"name": "lab-01", "address": "203.0.113.1"},
         "13": {"name": "lab-03", "address": None}}}}
-    hosts = droplets.hosts_from_state(inv, state)
+    hosts = records.hosts_from_state(inv, state)
     assert [(h.address, h.user, h.port, h.key) for h in hosts] == [
         ("203.0.113.1", "root", 22, str(tmp_path / "id")), ("203.0.113.2", "root", 22, str(tmp_path / "id"))]
-    assert droplets.hosts_from_state(inv, {}) == ()
+    assert records.hosts_from_state(inv, {}) == ()
 
 
 # --- the state's record: ids at once, stale pins dropped ----------------------------------------
@@ -212,7 +214,7 @@ def test_hosts_from_state_are_the_droplets_with_an_address(tmp_path: Path):
 @pytest.fixture
 def session(tmp_path: Path, monkeypatch):
     from fleet import inventory
-    from fleet.converge import Session
+    from fleet.session import Session
 
     monkeypatch.setenv("FLEET_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "id").write_text("private")
@@ -226,20 +228,21 @@ def session(tmp_path: Path, monkeypatch):
 def test_remember_writes_ids_at_once_and_forgets_an_old_machines_pin(session):
     session.keys.pinned["203.0.113.1"] = "ssh-ed25519 OLDKEY"
     session.state.data["host_keys"]["203.0.113.1"] = "ssh-ed25519 OLDKEY"
-    droplets.remember(session, [d(11, "lab-01", "new", None)])
+    records.remember(session.state, session.keys, "digitalocean", [d(11, "lab-01", "new", None)])
     on_disk = json.loads(session.state.path.read_text())
     assert on_disk["digitalocean"]["droplets"] == {"11": {"name": "lab-01", "address": None, "ready": False}}
     assert session.hosts == ()
-    droplets.remember(session, [d(11, "lab-01", "active", "203.0.113.1")])  # first time its address is known
+    # the first time its address is known:
+    records.remember(session.state, session.keys, "digitalocean", [d(11, "lab-01", "active", "203.0.113.1")])
     assert "203.0.113.1" not in session.keys.pinned and "203.0.113.1" not in session.state.data["host_keys"]
     assert [h.address for h in session.hosts] == ["203.0.113.1"]
 
 
 def test_forget_drops_the_droplet_its_credentials_and_its_pin(session):
-    droplets.remember(session, [d(11, "lab-01", "active", "203.0.113.1")])
+    records.remember(session.state, session.keys, "digitalocean", [d(11, "lab-01", "active", "203.0.113.1")])
     session.state.data["secrets"]["203.0.113.1"] = {"lab-nb-1": "s3cret"}
     session.keys.pinned["203.0.113.1"] = "ssh-ed25519 KEY"
-    droplets.forget(session, [11])
+    records.forget(session.state, session.keys, "digitalocean", [11])
     on_disk = json.loads(session.state.path.read_text())
     assert on_disk["digitalocean"]["droplets"] == {} and "203.0.113.1" not in on_disk["secrets"]
     assert "203.0.113.1" not in session.keys.pinned

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import segno
 
-from fleet import handout, inventory
+from fleet import handout, inventory, placement
 from fleet.errors import InputError
 from fleet.seats import expand
 from fleet.state import State
@@ -35,7 +35,7 @@ def fleet(tmp_path: Path):
         p.write_text(INVENTORY + extra)
         inv = inventory.load(p)
         state = State.load(tmp_path / ".fleet" / "stats101.json", "stats101")
-        for i, (host, seat) in enumerate(handout.seats_in_order(inv)):
+        for i, (host, seat) in enumerate(placement.seats_in_order(inv)):
             if i != 4:
                 state.data["secrets"].setdefault(host.id, {})[seat.container] = f"{i:02d}" + "ab" * 15
         return inv, state
@@ -43,8 +43,8 @@ def fleet(tmp_path: Path):
 
 
 def make_cards(inv, state):
-    placed = handout.assign_students(inv, state)
-    return handout.cards(inv, state, placed.seats if placed else None)
+    placed = placement.assign_students(inv, state)
+    return placement.cards(inv, state, placed.seats if placed else None)
 
 
 class Page(HTMLParser):
@@ -111,7 +111,7 @@ def test_one_card_per_seat_with_credentials(fleet):
     cards = make_cards(inv, state)
     page = Page()
     page.feed(handout.render(cards, "html", title="Stats 101"))
-    seats = [(h.id, s.container) for h, s in handout.seats_in_order(inv)]
+    seats = [(h.id, s.container) for h, s in placement.seats_in_order(inv)]
     assert [(c["host"], c["container"]) for c in page.cards] == seats[:4] + seats[5:]  # seat 5 has no secret yet
     assert [c["student"] for c in page.cards] == ["Ana López", NASTY, None, None, None]
     for card, c in zip(page.cards, cards, strict=True):
@@ -158,7 +158,7 @@ def test_eight_cards_a_sheet(tmp_path):
         for seat in expand(inv):
             state.secret(host.id, seat.container, lambda: "ab" * 16)
     page = Page()
-    page.feed(handout.render(handout.cards(inv, state), "html", title="t"))
+    page.feed(handout.render(placement.cards(inv, state), "html", title="t"))
     assert (len(page.cards), page.sheets) == (17, 3)
 
 
@@ -201,31 +201,31 @@ def test_table_shows_students_only_with_a_roster(fleet):
 
 def test_assignment_is_kept_in_the_state_and_survives_reloading(fleet, tmp_path):
     inv, state = fleet()
-    first = handout.assign_students(inv, state)
+    first = placement.assign_students(inv, state)
     assert first.new == ["Ana López", NASTY]
     again = State.load(state.path, "stats101")
     p = tmp_path / "lab.yml"
     p.write_text(INVENTORY + "roster: [Cleo, ana lópez]\n")
     inv2 = inventory.load(p)
-    second = handout.assign_students(inv2, again)
+    second = placement.assign_students(inv2, again)
     who = {name: (s.host, s.container) for s, name in second.seats.items()}
     assert who == {"ana lópez": ("192.0.2.10", "stats101-nb-1"), "Cleo": ("192.0.2.10", "stats101-r-1")}
     assert second.held == {handout.roster.SeatKey("192.0.2.10", "stats101-nb-2"): NASTY}
-    notes = handout.roster_notes(second, handout.cards(inv2, again, second.seats))
+    notes = handout.roster_notes(second, placement.cards(inv2, again, second.seats))
     assert any("held" in n and NASTY in n for n in notes)
 
 
 def test_release_gives_the_held_seat_a_new_credential_that_recovery_keeps(fleet, tmp_path):
     inv, state = fleet(extra="roster: [Ana, Ben, Cleo, Dan, Eve, Fay]\n")
-    handout.assign_students(inv, state)
+    placement.assign_students(inv, state)
     old = state.data["secrets"]["192.0.2.10"]["stats101-nb-2"]
     p = tmp_path / "lab.yml"
     p.write_text(INVENTORY + "roster: [Ana, Cleo, Dan, Eve, Fay, Gus]\n")
     inv = inventory.load(p)
     with pytest.raises(InputError, match="1 new student .Gus. needs a seat but 0 are free") as e:
-        handout.assign_students(inv, state)
+        placement.assign_students(inv, state)
     assert e.value.field == "roster"
-    released = handout.assign_students(inv, state, release=True)
+    released = placement.assign_students(inv, state, release=True)
     seat = handout.roster.SeatKey("192.0.2.10", "stats101-nb-2")
     assert released.released == [seat] and released.seats[seat] == "Gus"
     saved = State.load(state.path, "stats101")

@@ -1,8 +1,4 @@
-"""Docker command lines, as argv lists (tested as plain data).
-
-Nothing here runs anything or builds a shell string; the SSH layer quotes
-each argv once with ``shlex.join``.
-"""
+"""docker run, rm, start, exec and logs of fleet's long-lived containers."""
 from __future__ import annotations
 
 from fleet.seats import LABEL, Seat
@@ -42,18 +38,6 @@ def seat_args(seat: Seat, network: str, *, publish: bool) -> list[str]:
     return [*args, "--env-file", seat.env_path]
 
 
-def network_create(name: str, fleet: str) -> tuple[str, ...]:
-    return ("docker", "network", "create", "--label", f"{LABEL}={fleet}", name)
-
-
-def network_remove(name: str) -> tuple[str, ...]:
-    return ("sh", "-c", 'docker network rm "$1" >/dev/null 2>&1 || true', "sh", name)
-
-
-def volume_remove(*names: str) -> tuple[str, ...]:
-    return ("sh", "-c", 'docker volume rm --force "$@" >/dev/null', "sh", *names)
-
-
 def remove(container: str) -> tuple[str, ...]:
     return ("docker", "rm", "--force", container)
 
@@ -62,13 +46,12 @@ def start(container: str) -> tuple[str, ...]:
     return ("docker", "start", container)
 
 
-def pull(image: str) -> tuple[str, ...]:
-    return ("docker", "pull", "--quiet", image)
+def exec_in(container: str, *argv: str, user: str = "", stdin: bool = False) -> tuple[str, ...]:
+    """``docker exec`` in a container, as ``user`` when given (the owner of a seat's files)."""
+    return ("docker", "exec", *(["--interactive"] if stdin else []), *(["--user", user] if user else []),
+            container, *argv)
 
 
-def remove_files(*paths: str) -> tuple[str, ...]:
-    return ("rm", "-f", "--", *paths)
-
-
-def remove_tree(path: str) -> tuple[str, ...]:
-    return ("rm", "-rf", "--", path)
+def logs(container: str, *, tail: int = 100, since: str = "") -> tuple[str, ...]:
+    """A container's log with timestamps: the last ``tail`` lines, or everything after ``since``."""
+    return ("docker", "logs", "--timestamps", *(["--since", since] if since else ["--tail", str(tail)]), container)

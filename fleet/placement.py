@@ -1,0 +1,75 @@
+"""Who sits where: the fleet's seats in the order students fill them, the roster placed on them, their cards.
+
+The workflow side of the handout: it reads and updates the state (the
+roster's placements, credentials reissued to released seats); rendering the
+cards is fleet/handout.py's, from the plain :class:`~fleet.handout.Card`
+data made here. fleet/roster.py decides placements; this module stores them,
+so `fab handout` and `fab provision` agree on who sits where.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fleet import proxy, roster
+from fleet.errors import InputError
+from fleet.handout import Card
+from fleet.inventory import Host, Inventory
+from fleet.seats import Seat, expand, new_secret
+from fleet.servers import records
+from fleet.state import State
+
+
+def seats_in_order(inventory: Inventory, state: State | None = None) -> list[tuple[Host, Seat]]:
+    """Every seat of the fleet in the order students fill them: host by host, then as expand() lists them.
+
+    The hosts are the inventory's, then the rented servers the state knows (fleet/servers/).
+    """
+    seats = expand(inventory)
+    hosts = inventory.hosts + (records.hosts_from_state(inventory, state.data) if state else ())
+    return [(host, seat) for host in hosts for seat in seats]
+
+
+def assign_students(inventory: Inventory, state: State, *, release: bool = False) -> roster.Assignment | None:
+    """Place the roster's students on seats, keeping earlier placements, and store the result in the state.
+
+    With ``release``, seats held for students who left the roster get a new
+    credential in the state, so provision replaces the container: the new
+    student never sees the old one's files and the old password stops
+    working. Only provision may release, because only it brings the hosts in
+    line with the state straight away.
+    """
+    if inventory.roster is None:
+        return None
+    keys = [roster.SeatKey(host.id, seat.container) for host, seat in seats_in_order(inventory, state)]
+    pending = max(0, inventory.seat_count - len(keys))  # droplets not created yet
+    with state.lock:
+        previous = roster.previous_from(state.data.get("roster", {}))
+        try:
+            result = roster.assign(inventory.roster.names, keys, previous, release=release, pending=pending)
+        except roster.SeatShortage as e:
+            raise InputError(str(e), file=inventory.roster.source, field="roster") from None
+        for seat in result.released:
+            state.reissue(seat.host, seat.container, new_secret)
+        record = result.record()
+        if record != state.data.get("roster") or result.released:
+            state.data["roster"] = record
+            state.save()
+    return result
+
+
+def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, str] | None = None) -> list[Card]:
+    """One card a seat that has credentials in the state, with its student if one is placed there."""
+    out = []
+    secrets = state.data["secrets"]
+    students = students or {}
+    for host, seat in seats_in_order(inventory, state):
+        secret = secrets.get(host.id, {}).get(seat.container)
+        if secret is None:
+            continue
+        svc, name = seat.service, proxy.public_name(inventory, host)
+        out.append(Card(
+            student=students.get(roster.SeatKey(host.id, seat.container)), host=host.id, service=svc.name,
+            kind=svc.kind, seat=seat.number, url=seat.url(name), user=svc.login_user,
+            secret=secret, login_url=seat.url(name, secret), container=seat.container,
+        ))
+    return out

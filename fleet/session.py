@@ -1,0 +1,88 @@
+"""The run context of one command: the inventory, its state, the SSH trust store, and how to reach hosts.
+
+Every workflow (provision, status, teardown, the classroom tasks) and every
+backend works through a Session; it sits below them and above the edges
+(SSH, state, fan-out), so nothing down here knows what a seat or a hub is.
+"""
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from typing import TypeVar
+
+from fleet import facts as facts_mod
+from fleet.errors import HostError
+from fleet.facts import Facts
+from fleet.inventory import Host, Inventory
+from fleet.runner import Outcome, fan_out
+from fleet.seats import network_name
+from fleet.servers import records
+from fleet.ssh import HostKeys, Remote
+from fleet.state import State, path_for
+
+Progress = Callable[[str], None]
+R = TypeVar("R")
+
+
+class Session:
+    """One command's view of a fleet: the inventory, its state and the SSH trust store."""
+
+    def __init__(self, inventory: Inventory, *, sudo_password: str | None = None,
+                 accept_new_host_key: bool = False, progress: Progress | None = None):
+        self.inventory = inventory
+        self.state = State.load(path_for(inventory.path, inventory.name), inventory.name)
+        self.keys = HostKeys(self.state.data["host_keys"], accept_new=accept_new_host_key)
+        self.sudo_password = sudo_password
+        self.progress = progress or (lambda line: None)
+        self.unusable: set[str] = set()  # rented servers' addresses this run found unusable and left alone
+        self.opened: list[Remote] = []  # every connection of this command, for its counts (stats())
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        """Every server of the fleet: the inventory's hosts, then the rented servers the state knows.
+
+        Rented servers stay part of the fleet until teardown destroys them, so
+        status and plan see them without asking the cloud; provision refreshes
+        the state from the API first (fleet/servers/lifecycle.py).
+        """
+        rented = records.hosts_from_state(self.inventory, self.state.data)
+        return self.inventory.hosts + tuple(h for h in rented if h.address not in self.unusable)
+
+    def connect(self, host: Host) -> Remote:
+        remote = Remote(host, self.keys, connect_timeout=self.inventory.timeouts.connect,
+                        sudo_password=self.sudo_password, progress=self.progress)
+        with self.keys.lock:
+            self.opened.append(remote)
+        self._save_pins()
+        return remote
+
+    def stats(self) -> dict:
+        """SSH connections, round trips and image bytes sent from this computer, per host."""
+        hosts: dict[str, dict[str, int]] = {}
+        for r in list(self.opened):
+            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0})
+            h["connections"] += 1
+            h["round_trips"] += r.round_trips
+            h["pushed_bytes"] += r.pushed_bytes
+        return {"hosts": hosts, "pushed_bytes": sum(h["pushed_bytes"] for h in hosts.values()),
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+    def _save_pins(self) -> None:
+        with self.keys.lock, self.state.lock:
+            if self.state.data["host_keys"] != self.keys.pinned:
+                self.state.data["host_keys"] = dict(self.keys.pinned)
+                self.state.save()
+
+    def gather(self, remote: Remote, images: list[str], *, version: bool = False) -> Facts:
+        """The host's facts in one round trip; ``version``: also the engine's, for a table people read."""
+        name = self.inventory.name
+        step = facts_mod.probe(name, network_name(name), images, self.inventory.timeouts.command, version=version)
+        result = remote.apply(step)
+        try:
+            return facts_mod.parse(result.stdout)
+        except (ValueError, KeyError) as e:
+            raise HostError(f"could not read the host's facts: {e}") from None
+
+    def fan_out(self, work: Callable[[Host], R], hosts: tuple[Host, ...] | None = None) -> list[Outcome[Host, R]]:
+        return fan_out(self.hosts if hosts is None else hosts, work, parallel=self.inventory.model.parallel,
+                       label=lambda h: h.id, progress=self.progress)
