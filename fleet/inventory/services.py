@@ -1,0 +1,226 @@
+"""The ``services:`` section: what runs in the seats, and how many of them.
+
+A service's kind (fleet/kinds.py) supplies its port, secret variable, files
+folder and readiness check; the inventory may override some of them. Sizes
+and CPU sets use Docker's own syntax, so what the teacher writes is what
+``docker run`` gets; env values are text, one line each, because they end up
+in a Docker env file. Seat ports are checked across services here too: each
+seat of each service gets its own host port.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from fleet.errors import InputError
+from fleet.inventory.base import Model, Path_, check_image, check_user, line_for
+from fleet.kinds import KINDS, Kind, Ready
+
+SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)(?:i?b)?$", re.IGNORECASE)
+CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """'512m', '2g', '1.5GiB' → bytes (Docker's units: powers of 1024)."""
+    m = MEMORY_RE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size; write a number with a unit, e.g. 512m or 2g")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def parse_memory(text: str) -> int:
+    """A container's memory limit: a size, at least Docker's minimum."""
+    value = parse_size(text)
+    if value < 6 * 1024**2:
+        raise ValueError(f"{text!r} is below Docker's minimum of 6m")
+    return value
+
+
+def parse_cpuset(text: str) -> tuple[int, ...]:
+    """'0-1,4' → (0, 1, 4); the CPU list syntax of ``docker run --cpuset-cpus``."""
+    if not CPUSET_RE.match(text):
+        raise ValueError(f"{text!r} is not a CPU set; write CPU numbers and ranges, e.g. \"0-1\" or \"0,2\"")
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi or lo)
+        if last < first:
+            raise ValueError(f"range {part!r} runs backwards; write it as {last}-{first}")
+        cpus.update(range(first, last + 1))
+    return tuple(sorted(cpus))
+
+
+class Service(Model):
+    name: str
+    kind: Literal["jupyter", "rstudio", "generic"] = "jupyter"
+    image: str
+    port: int | None = Field(None, ge=1, le=65535)
+    publish: int = Field(ge=1, le=65535)
+    seats: int = Field(1, ge=1, le=500)
+    memory: str | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+    cpuset: str | None = None
+    env: dict[str, str] = {}
+    push: bool = False
+    secret_env: str | None = None
+    workdir: str | None = None  # the students' files (a volume per seat); default per kind
+    user: str | None = None  # who owns them inside the container; default per kind
+    health: str | None = None  # the path that answers 200-399 once the seat is up; default per kind
+    ready_timeout: int | None = Field(None, ge=1, le=3600)  # seconds a new seat gets to answer; default per kind
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SERVICE_RE.match(v):
+            raise ValueError(f"{v!r} is not a service name (lower-case letters, digits and -, starting with a letter)")
+        return v
+
+    _image = field_validator("image")(lambda v: check_image(v))
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_memory(v)
+        return v
+
+    @field_validator("cpuset")
+    @classmethod
+    def _cpuset(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_cpuset(v)
+        return v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        for key, value in v.items():
+            if not isinstance(key, str) or not ENV_KEY_RE.match(key):
+                raise ValueError(f"{key!r} is not an environment variable name (letters, digits, _)")
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: a value must be text, not a {type(value).__name__}; write it on one line")
+            if isinstance(value, str) and ("\n" in value or "\r" in value or "\0" in value):
+                raise ValueError(f"{key}: a value cannot hold a line break or NUL (Docker env files are one line per variable)")
+            if any(unicodedata.category(ch) in ("Cc", "Cs") and ch != "\t" for ch in value):
+                raise ValueError(f"{key}: a value cannot hold control characters or broken Unicode "
+                                 "(Docker env files are UTF-8 text)")
+        return v
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or ":" in v or "\n" in v or v.rstrip("/") == ""):
+            raise ValueError(f"{v!r} is not an absolute folder inside the container, e.g. /home/jovyan/work")
+        return v
+
+    _user = field_validator("user")(lambda v: check_user(v) if v else v)
+
+    @field_validator("health")
+    @classmethod
+    def _health(cls, v: str | None) -> str | None:
+        if v is not None and (not re.match(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$", v) or len(v) > 200):
+            raise ValueError(f"{v!r} is not a URL path; write one starting with /, e.g. /healthz")
+        return v
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_KEY_RE.match(v):
+            raise ValueError(f"{v!r} is not an environment variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Service:
+        default_port, default_secret = KINDS[self.kind].port, KINDS[self.kind].secret_env
+        if self.port is None and default_port is None:
+            raise ValueError("a generic service needs `port:` (the port the server listens on inside the container)")
+        if self.kind == "generic" and not self.secret_env:
+            raise ValueError(
+                "a generic service needs `secret_env:`, the environment variable that receives each seat's "
+                "generated password, because no seat runs without authentication"
+            )
+        if self.kind != "generic" and self.secret_env not in (None, default_secret):
+            raise ValueError(f"a {self.kind} seat's secret goes in {default_secret}; leave out `secret_env:`")
+        if self.login_secret_env in self.env:
+            raise ValueError(f"env must not set {self.login_secret_env}: fleet generates one per seat")
+        if self.publish + self.seats - 1 > 65535:
+            raise ValueError(f"publish {self.publish} + {self.seats} seats runs past port 65535")
+        return self
+
+    @property
+    def container_port(self) -> int:
+        return self.port if self.port is not None else KINDS[self.kind].port
+
+    @property
+    def kind_of(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
+    def login_secret_env(self) -> str:
+        return self.secret_env or KINDS[self.kind].secret_env
+
+    @property
+    def login_user(self) -> str:
+        return KINDS[self.kind].login_user
+
+    @property
+    def work_dir(self) -> str | None:
+        return self.workdir or KINDS[self.kind].workdir
+
+    @property
+    def exec_user(self) -> str:
+        return self.user if self.user is not None else KINDS[self.kind].exec_user
+
+    @property
+    def readiness(self) -> Ready:
+        """How this service's seats show they answer: the kind's check, with the inventory's overrides."""
+        ready = KINDS[self.kind].ready
+        return Ready(self.health or ready.path, "ok" if self.health and ready.expect == "any" else ready.expect,
+                     self.ready_timeout or ready.timeout)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory) if self.memory else None
+
+    @property
+    def host_ports(self) -> range:
+        return range(self.publish, self.publish + self.seats)
+
+
+def check_ports(services: list[Service], reserved: dict[int, str], lines: dict[Path_, int], file: str) -> None:
+    """Every seat of every service gets its own host port on each host, none of them a ``reserved`` one
+    (port → what holds it, e.g. the SSH port), and every service its own name."""
+    names: dict[str, int] = {}
+    owner: dict[int, int] = {}
+    for i, svc in enumerate(services):
+        line = line_for(lines, ("services", i))
+        if svc.name in names:
+            raise InputError(f"service name {svc.name!r} is used twice (also services[{names[svc.name]}])",
+                             file=file, line=line, field=f"services[{i}].name")
+        names[svc.name] = i
+        clash = sorted(set(reserved).intersection(svc.host_ports))
+        if clash:
+            raise InputError(
+                f"seat ports {svc.publish}-{svc.host_ports[-1]} include {reserved[clash[0]]} ({clash[0]}); "
+                "pick another `publish`",
+                file=file, line=line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
+            )
+        # which earlier service owns each port: linear in the ports, where comparing every pair of
+        # services took minutes for a file of thousands of services
+        overlapping = {owner[p] for p in svc.host_ports if p in owner}
+        if overlapping:
+            other = services[min(overlapping)]
+            raise InputError(
+                f"seat ports {svc.publish}-{svc.host_ports[-1]} overlap those of service {other.name!r} "
+                f"({other.publish}-{other.host_ports[-1]}); start this one at {other.host_ports[-1] + 1} or later",
+                file=file, line=line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
+            )
+        owner.update(dict.fromkeys(svc.host_ports, i))
