@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable
 
-from fleet import proxy
+from fleet import firstboot, proxy
 from fleet import relay as relay_mod
 from fleet.backends.base import Provisioning
 from fleet.backends.registry import backend_for
@@ -60,8 +60,11 @@ def provision(session: Session, *, dry_run: bool = False, confirm: lifecycle.Con
         session.progress(f"WARNING: {warning}")
     ids = local_ids(inv)
     failed_servers: list[Outcome[Host, HostReport]] = []
-    if settings_of(inv) is not None and not dry_run and hosts is None:
-        failed_servers = lifecycle.ensure(session, confirm or lifecycle.refuse)
+    cloud = settings_of(inv)
+    if cloud is not None and not dry_run and hosts is None:
+        # Docker installs while each new server boots (cloud-init); SSH installs it where that did not happen
+        first_boot = firstboot.user_data(cloud[1].image, inv.model.docker.source)
+        failed_servers = lifecycle.ensure(session, confirm or lifecycle.refuse, user_data=first_boot)
     hosts = session.hosts if hosts is None else hosts
     # push: true sends each image out of this computer once; the hosts pass it on as it arrives
     relay = relay_mod.Relay(session, inv.name, ids, hosts, inv.timeouts.command,

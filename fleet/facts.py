@@ -43,6 +43,7 @@ elif [ -e /run/cloud-init/result.json ] || [ -e /var/lib/cloud/instance/boot-fin
 else echo running; fi
 echo '--- docker'; command -v docker || true
 echo '--- curl'; command -v curl || true
+echo '--- firstboot'; cat /var/lib/fleet/firstboot 2>/dev/null
 echo '--- docker-version'; [ "$version" = version ] && t docker version --format '{{.Server.Version}}' 2>/dev/null
 echo '--- engine'
 out=
@@ -88,6 +89,7 @@ class Facts:
     docker_running: bool  # the engine answered
     docker_version: str = ""  # only when asked for (plan and status show it)
     curl: bool = True  # seats are asked with curl (fleet.ready); the plan installs it when missing
+    firstboot: str = ""  # how Docker's install at first boot ended (fleet/firstboot.py): "ok", "failed: ...", ""
     containers: dict[str, Container] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
     networks: frozenset[str] = frozenset()
@@ -206,6 +208,7 @@ def parse(text: str) -> Facts:
         docker_running=one("engine") == "answers",
         docker_version=one("docker-version"),
         curl=bool(one("curl")) if "curl" in s else True,
+        firstboot=one("firstboot"),
         containers=containers,
         images=images,
         networks=frozenset(networks),

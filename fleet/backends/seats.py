@@ -72,6 +72,9 @@ def provision(run: Provisioning) -> list[Outcome[Host, HostReport]]:
                                          inv.timeouts.command, session.progress):
                 want[host.id] = wanted(session, host)  # the seats' own credentials, read back from the host
             report.os, report.docker = facts.os_name, facts.docker_state
+            if facts.firstboot.startswith("failed") and not facts.docker_running and not run.dry_run:
+                session.progress(f"  {host.id}: Docker's install at first boot (cloud-init) {facts.firstboot}; "
+                                 "installing it over SSH")
             report.steps = plan_mod.plan(inv, facts, want[host.id], run.local_ids, ssh_port=host.port, only=run.only)
             if not run.dry_run and report.steps:
                 apply_steps(relay, host, remote, report.steps, session.progress)

@@ -155,6 +155,9 @@ def test_from_nothing_to_running_seats_on_three_droplets(lab):
     assert sorted(int(i) for i in state["digitalocean"]["droplets"]) == [d["id"] for d in droplets]
     assert state["digitalocean"]["ssh_key"]["created_by_fleet"] is True
     assert lab.standin.token not in (lab.state / "dolab.json").read_text()
+    for d in droplets:  # Docker at first boot: cloud-init's user_data holds fleet's own install steps
+        data = lab.standin.user_data(d["id"])
+        assert data.startswith("#cloud-config\n") and "install docker.io" in data and "[sh, /var/lib/fleet/firstboot.sh]" in data
     for d in droplets:
         address = d["networks"]["v4"][0]["ip_address"]
         assert running_seats(out.stdout, address) == ["dolab-nb-1", "dolab-nb-2"], out.stdout

@@ -106,6 +106,7 @@ class Droplet:
     no_ssh: bool = False
     address: str | None = None
     boot_error: str | None = None
+    user_data: str | None = None  # what cloud-init would run at first boot, as the create request sent it
     deleted: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -204,6 +205,12 @@ class StandIn:
         with self.lock:
             live = [d for d in self._droplets.values() if tag is None or tag in d.tags]
             return [self._droplet_json(d) for d in sorted(live, key=lambda d: d.id)]
+
+    def user_data(self, droplet_id: int) -> str | None:
+        """The user_data the droplet was created with (the API never shows it again; the stand-in keeps it)."""
+        with self.lock:
+            d = self._droplets.get(int(droplet_id))
+            return d.user_data if d else None
 
     def containers(self) -> list[str]:
         return self.machines.containers()
@@ -425,7 +432,8 @@ class StandIn:
                 droplet_id = next(self._ids)
                 d = Droplet(droplet_id, name, data["region"], data["size"], str(data["image"]), list(data.get("tags") or []),
                             [k["public_key"] for k in keys], f"{self.label}-{name}-{droplet_id}",
-                            time.monotonic(), created_at, never_active=name in self.never_active, no_ssh=name in self.no_ssh)
+                            time.monotonic(), created_at, never_active=name in self.never_active, no_ssh=name in self.no_ssh,
+                            user_data=data.get("user_data"))
                 self._droplets[droplet_id] = d
                 self._tags.update(d.tags)
                 made.append(d)
@@ -443,6 +451,8 @@ class StandIn:
         """What the real service answers 422 for, beyond the schema: limits and unknown slugs."""
         if len(names) > MAX_NAMES:
             return f"You may only create up to {MAX_NAMES} Droplets at a time"
+        if len((data.get("user_data") or "").encode()) > 64 * 1024:
+            return "user_data must be 64 KiB or less"
         if data.get("region") not in catalog.REGIONS:
             return f"You specified an invalid region for Droplet creation: {data.get('region')!r}"
         if data.get("size") not in catalog.SIZES or data["region"] not in catalog.size_regions(data["size"]):
