@@ -29,6 +29,31 @@ class InputError(FleetError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class InputErrors(InputError):
+    """Several problems of one input at once (an inventory's), in the order to read them.
+
+    It reads as its first problem (``file``, ``line``, ``field``, ``detail``),
+    so a caller that wants one gets one; ``problems`` holds them all and str()
+    is one line each, at most :data:`SHOWN` of them.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, problems: list[InputError]):
+        first = problems[0]
+        super().__init__(first.detail, file=first.file, line=first.line, field=first.field)
+        self.problems = list(problems)
+        self.args = ("\n".join(self.lines()),)
+
+    def lines(self) -> list[str]:
+        """One line per problem, the first SHOWN; then how many more there are."""
+        shown = [str(p) for p in self.problems[: self.SHOWN]]
+        more = len(self.problems) - self.SHOWN
+        if more > 0:
+            shown.append(f"{self.problems[0].file}: and {more} more problem{'s' * (more > 1)}; fix these first")
+        return shown
+
+
 class HostError(FleetError):
     """One host cannot be brought to the wanted state; the message is one line."""
 

@@ -89,6 +89,13 @@ def summary(outcomes: list[Outcome[Host, HostReport]], seconds: float, verb: str
     return text + (f", {len(failed)} failed" if failed else "") + f" in {seconds:.1f} s"
 
 
+def defaults_text(file: str, defaults: Sequence[object]) -> str:
+    """The values an inventory left out, as fleet fills them in: one ``field = value`` line each."""
+    if not defaults:
+        return f"from defaults: nothing; {file} sets every value"
+    return f"from defaults (not written in {file}):\n" + "\n".join(f"  {d}" for d in defaults)
+
+
 def plan_data(outcomes: list[Outcome[Host, HostReport]]) -> list[dict]:
     """The dry run as data: facts seen and the exact commands, secrets left out."""
     out = []

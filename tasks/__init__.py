@@ -11,9 +11,10 @@ from invoke import Collection
 from .check import check
 from .classroom import collect, distribute, logs, reset, upgrade
 from .handout import handout
+from .init import init
 from .plan import plan_
 from .provision import provision
 from .status import status
 from .teardown import teardown
 
-ns = Collection(provision, plan_, check, status, handout, teardown, reset, distribute, collect, logs, upgrade)
+ns = Collection(init, provision, plan_, check, status, handout, teardown, reset, distribute, collect, logs, upgrade)

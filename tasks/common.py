@@ -29,7 +29,7 @@ from invoke.exceptions import Exit
 from fleet import inventory
 from fleet import lock as lock_mod
 from fleet import state as state_mod
-from fleet.errors import FleetError
+from fleet.errors import FleetError, InputErrors
 from fleet.report import seats_table, summary
 from fleet.runner import STOP
 from fleet.session import Session
@@ -70,8 +70,9 @@ def cli(fn: Callable) -> Callable:
             signal.signal(signal.SIGTERM, _terminated)
         try:
             result = fn(*args, **kwargs)
-        except FleetError as e:
-            raise Exit(f"fleet: {printable(str(e))}", code=e.exit_code) from None
+        except FleetError as e:  # several problems of one input (an inventory's): one line each
+            lines = e.lines() if isinstance(e, InputErrors) else [str(e)]
+            raise Exit("\n".join(f"fleet: {printable(line)}" for line in lines), code=e.exit_code) from None
         except KeyboardInterrupt as e:
             how = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
             raise Exit(f"fleet: interrupted ({how}); run the same command again to finish the job",

@@ -16,11 +16,14 @@ def plan_(c, hosts, json_=False):
     """Dry run: probe every host and show the exact commands, change nothing.
 
     Secrets are never shown: files that hold them appear as their path and size.
+    First it lists every value the inventory leaves out, as fleet fills it in.
     """
-    outcomes = converge.provision(session(c, hosts), dry_run=True)
+    s = session(c, hosts)
+    outcomes = converge.provision(s, dry_run=True)
     if json_:
         print(json.dumps(report.plan_data(outcomes), indent=2))
     else:
+        print(report.defaults_text(hosts, s.inventory.defaults))
         print(report.plan_text(outcomes))
     if any(not o.ok for o in outcomes):
         raise Exit(code=1)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from fleet.errors import InputError
+from fleet.errors import InputError, InputErrors
 
 Path_ = tuple[Any, ...]  # where a value sits in the YAML: keys and list indexes, e.g. ("services", 0, "env")
 
@@ -44,6 +44,44 @@ def line_for(lines: dict[Path_, int], path: Path_) -> int | None:
         if path[:cut] in lines:
             return lines[path[:cut]]
     return None
+
+
+class Problems:
+    """Every problem found in one inventory, reported together in the file's line order.
+
+    The checks add to it instead of stopping at the first; a value found wrong
+    by one check is not reported again by a later one (a YAML 1.1 number, then
+    the schema's complaint about the same field).
+    """
+
+    def __init__(self, file: str, lines: dict[Path_, int] | None = None):
+        self.file = file
+        self.lines = lines or {}
+        self.found: list[InputError] = []
+        self._fields: set[str] = set()
+
+    def add(self, message: str, path: Path_ = (), *, line: int | None = None, field: str | None = None) -> None:
+        """A problem at ``path`` (its line and dotted name found from it, unless given)."""
+        field = dotted(path) if field is None else field
+        if line is None:
+            line = line_for(self.lines, path)
+        self.error(InputError(message, file=self.file, line=line, field=field))
+
+    def error(self, e: InputError) -> None:
+        """A problem a check raised (e.g. a key file that does not exist)."""
+        for one in getattr(e, "problems", None) or [e]:
+            if one.field and one.field in self._fields:
+                continue
+            self._fields.add(one.field)
+            self.found.append(one)
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def raise_any(self) -> None:
+        """Raise every problem found so far, in line order (exit status 2); nothing when there is none."""
+        if self.found:
+            raise InputErrors(sorted(self.found, key=lambda e: e.line or 0))
 
 
 def check_user(value: str | None) -> str | None:

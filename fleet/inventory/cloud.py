@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from fleet.errors import InputError
-from fleet.inventory.base import Model, Path_, check_user, dotted, line_for, resolve_key
+from fleet.inventory.base import Model, Path_, Problems, check_user, line_for, resolve_key
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 TOKEN_KEYS = ("token", "access_token", "api_token", "api_key", "digitalocean_access_token", "do_token")
@@ -58,7 +58,7 @@ class DigitalOceanSettings(Model):
     _user = field_validator("user")(lambda v: check_user(v))
 
 
-def refuse_tokens(data: dict, lines: dict[Path_, int], texts: dict[Path_, str], file: str) -> None:
+def refuse_tokens(data: dict, texts: dict[Path_, str], problems: Problems) -> None:
     """An API token written in the inventory is refused, and never echoed.
 
     The file is copied, mailed and committed; a token in it is a leaked key to
@@ -68,16 +68,14 @@ def refuse_tokens(data: dict, lines: dict[Path_, int], texts: dict[Path_, str], 
     block = data.get("digitalocean")
     for key in block if isinstance(block, dict) else ():
         if str(key).lower() in TOKEN_KEYS:
-            raise InputError(
+            problems.add(
                 "never write the API token in the inventory (it travels with every copy of this file); remove this "
-                "line and `export DIGITALOCEAN_ACCESS_TOKEN=...` in the shell that runs fab",
-                file=file, line=line_for(lines, ("digitalocean", key)), field=f"digitalocean.{key}")
+                "line and `export DIGITALOCEAN_ACCESS_TOKEN=...` in the shell that runs fab", ("digitalocean", key))
     for where, text in texts.items():
         if TOKEN_VALUE_RE.match(text.strip()):
-            raise InputError(
+            problems.add(
                 "this looks like a DigitalOcean API token; never write it in the inventory: remove it and "
-                "`export DIGITALOCEAN_ACCESS_TOKEN=...` instead",
-                file=file, line=line_for(lines, where), field=dotted(where))
+                "`export DIGITALOCEAN_ACCESS_TOKEN=...` instead", where)
 
 
 def check_droplet_key(do: DigitalOceanSettings | None, path: Path, lines: dict[Path_, int]) -> None:

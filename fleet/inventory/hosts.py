@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from fleet.errors import InputError
-from fleet.inventory.base import HOSTNAME_RE, Model, Path_, check_dns_name, check_user, line_for, resolve_key
+from fleet.inventory.base import HOSTNAME_RE, Model, Problems, check_dns_name, check_user, line_for, resolve_key
 from fleet.inventory.ssh import SSHSettings
 
 
@@ -75,10 +75,20 @@ class Host:
         return self.address if self.port == 22 else f"{self.address}:{self.port}"
 
 
-def resolve_hosts(entries: list[HostEntry], ssh: SSHSettings, path: Path, lines: dict[Path_, int]) -> tuple[Host, ...]:
-    """Every entry as a Host: ``ssh:`` defaults filled in, keys found beside the inventory, each server once."""
-    file, base = str(path), path.parent
-    default_key = resolve_key(ssh.key, base, file, line_for(lines, ("ssh", "key")), "ssh.key")
+def resolve_hosts(entries: list[HostEntry], ssh: SSHSettings, path: Path, problems: Problems) -> tuple[Host, ...]:
+    """Every entry as a Host: ``ssh:`` defaults filled in, keys found beside the inventory, each server once.
+
+    A problem (a key file missing, a server listed twice) goes to ``problems``; the host is then left out."""
+    file, base, lines = str(path), path.parent, problems.lines
+
+    def key_of(key: str | None, line: int | None, field: str) -> str | None:
+        try:
+            return resolve_key(key, base, file, line, field)
+        except InputError as e:
+            problems.error(e)
+            return None
+
+    default_key = key_of(ssh.key, line_for(lines, ("ssh", "key")), "ssh.key")
     seen: dict[tuple[str, int], int] = {}
     hosts = []
     for i, entry in enumerate(entries):
@@ -86,12 +96,11 @@ def resolve_hosts(entries: list[HostEntry], ssh: SSHSettings, path: Path, lines:
         port = entry.port or ssh.port
         ident = (entry.address.lower(), port)
         if ident in seen:
-            raise InputError(
-                f"{entry.address} port {port} is listed twice (also hosts[{seen[ident]}]); list each server once",
-                file=file, line=line, field=f"hosts[{i}]",
-            )
+            problems.add(f"{entry.address} port {port} is listed twice (also hosts[{seen[ident]}]); list each server once",
+                         ("hosts", i))
+            continue
         seen[ident] = i
-        key = resolve_key(entry.key, base, file, line, f"hosts[{i}].key") if entry.key else default_key
+        key = key_of(entry.key, line, f"hosts[{i}].key") if entry.key else default_key
         hosts.append(Host(address=entry.address, user=entry.user or ssh.user, port=port, key=key,
                           name=entry.name))
     return tuple(hosts)

@@ -7,10 +7,14 @@ is read bounded (a regular file, at most MAX_FILE_BYTES, UTF-8), parsed into
 data plus the line of every key and the source text of every scalar, and
 corrected where YAML 1.1 guesses wrong (env values and roster names stay text
 as written; octal and base-60 numbers are refused). Then the schema
-(model.py and the sections) validates it, and the checks that need the
-inventory's folder or several sections at once run in a fixed order: the
-first error found is the one reported. A pydantic error becomes one line in
-:func:`_message`, the one place that words them.
+(model.py and the sections) validates it, defaults.py fills in what the file
+leaves out, and the checks that need the inventory's folder or several
+sections at once run. Every problem found is reported at once, in the file's
+line order (base.Problems; at most 20 shown), with exit status 2; when the
+schema fails, the checks that span sections still run on the sections that
+are valid on their own. A pydantic error becomes one line in :func:`_message`,
+the one place that words them; a missing required field with a near miss
+beside it is reported as that typo only.
 """
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from fleet.errors import InputError
-from fleet.inventory.base import Path_, dotted, line_for
+from fleet.errors import InputError, InputErrors
+from fleet.inventory.base import Path_, Problems, dotted, line_for
 from fleet.inventory.cloud import check_droplet_key, refuse_tokens
+from fleet.inventory.defaults import fill as fill_defaults
 from fleet.inventory.hosts import resolve_hosts
 from fleet.inventory.model import Inventory, InventoryModel
 from fleet.inventory.services import check_ports
@@ -39,8 +44,17 @@ YAML11_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$
 
 
 def load(path: str | Path) -> Inventory:
-    """Read and validate an inventory file, or raise InputError naming the spot."""
-    path = Path(path)
+    """Read and validate an inventory file, or raise InputErrors naming every spot (an InputError that reads
+    as the first; a file that cannot be read or parsed has one problem)."""
+    try:
+        return _load(Path(path))
+    except InputErrors:
+        raise
+    except InputError as e:
+        raise InputErrors([e]) from None
+
+
+def _load(path: Path) -> Inventory:
     file = str(path)
     try:
         raw = _read_at_most(path, MAX_FILE_BYTES + 1, file)
@@ -60,23 +74,59 @@ def load(path: str | Path) -> Inventory:
         raise InputError("the top level must be a mapping (name:, hosts:, services:, ...)", file=file, line=1)
     _env_as_written(data, texts)
     _roster_as_written(data, texts)
-    _refuse_yaml11_numbers(data, lines, texts, file)
-    refuse_tokens(data, lines, texts, file)
-    try:
-        model = InventoryModel.model_validate(data)
-    except ValidationError as e:
-        errors = sorted(e.errors(), key=lambda err: line_for(lines, _loc(err)) or 0)
-        err, loc = errors[0], _loc(errors[0])
-        more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)} after this one)" if len(errors) > 1 else ""
-        raise InputError(_message(err) + more, file=file, line=line_for(lines, loc), field=dotted(loc)) from None
+    problems = Problems(file, lines)
+    _refuse_yaml11_numbers(data, texts, problems)
+    refuse_tokens(data, texts, problems)
+    model = _schema(data, problems)
+    if model is None:  # the sections that are valid on their own still get the checks that span them
+        _check_sections(data, path, problems)
+        problems.raise_any()
+    model, defaults = fill_defaults(model)
     if not model.hosts and model.digitalocean is None:
-        raise InputError("list at least one server under `hosts:`, or add a `digitalocean:` block to create droplets",
-                         file=file, line=line_for(lines, ("hosts",)), field="hosts")
-    hosts = resolve_hosts(model.hosts, model.ssh, path, lines)
-    check_droplet_key(model.digitalocean, path, lines)
-    check_ports(model.services, model.reserved_ports(), lines, file)
-    inv = Inventory(path=path, model=model, hosts=hosts)
-    return Inventory(path=path, model=model, hosts=hosts, roster=load_roster(inv, lines))
+        problems.add("list at least one server under `hosts:`, or add a `digitalocean:` block to create droplets",
+                     ("hosts",))
+    hosts = resolve_hosts(model.hosts, model.ssh, path, problems)
+    try:
+        check_droplet_key(model.digitalocean, path, lines)
+    except InputError as e:
+        problems.error(e)
+    _check_publish(model, problems)
+    inv = Inventory(path=path, model=model, hosts=hosts, defaults=defaults)
+    roster = None
+    try:
+        roster = load_roster(inv, lines)
+    except InputError as e:
+        problems.error(e)
+    problems.raise_any()
+    return Inventory(path=path, model=model, hosts=hosts, roster=roster, defaults=defaults)
+
+
+def _check_publish(model: InventoryModel, problems: Problems) -> None:
+    """Seat ports: a block for every service (the defaults found one), none overlapping or reserved."""
+    for i, svc in enumerate(model.services):
+        if svc.publish is None:
+            problems.add(f"no block of {svc.seats} free ports is left from 8000 up; give `publish:`", ("services", i))
+    check_ports(model.services, model.reserved_ports(), problems)
+
+
+def _check_sections(data: dict, path: Path, problems: Problems) -> None:
+    """The checks that span sections, run on the sections that are valid when the whole file is not:
+    key files and servers listed twice (ssh, hosts), seat ports (services, with the SSH ports)."""
+    def valid(name: str, default: Any) -> Any:
+        try:
+            return TypeAdapter(InventoryModel.model_fields[name].annotation).validate_python(
+                data.get(name, default), strict=True)
+        except ValidationError:
+            return None
+
+    ssh, hosts, services, tls = valid("ssh", {}), valid("hosts", []), valid("services", None), valid("tls", "internal")
+    if ssh is None or hosts is None:
+        return
+    resolve_hosts(hosts, ssh, path, problems)
+    if services is not None and tls is not None:
+        partial = InventoryModel.model_construct(name="", ssh=ssh, hosts=hosts, tls=tls, services=services,
+                                                 digitalocean=data.get("digitalocean"))
+        _check_publish(fill_defaults(partial)[0], problems)
 
 
 def line_of(inventory: Inventory, *path: str | int) -> int | None:
@@ -195,7 +245,7 @@ def _roster_as_written(data: dict, texts: dict[Path_, str]) -> None:
                 names[i] = text
 
 
-def _refuse_yaml11_numbers(data: Any, lines: dict[Path_, int], texts: dict[Path_, str], file: str) -> None:
+def _refuse_yaml11_numbers(data: Any, texts: dict[Path_, str], problems: Problems) -> None:
     """YAML 1.1 reads ``0755`` as 493 and ``1:30`` as 90: refuse such a number instead of using a surprise."""
     for path, text in texts.items():
         kind = "octal" if YAML11_OCTAL.match(text) else "sexagesimal (base 60)" if YAML11_SEXAGESIMAL.match(text) else None
@@ -208,13 +258,41 @@ def _refuse_yaml11_numbers(data: Any, lines: dict[Path_, int], texts: dict[Path_
         except (KeyError, IndexError, TypeError):
             continue
         if isinstance(value, int | float) and not isinstance(value, bool):
-            raise InputError(
+            problems.add(
                 f"`{text}` is read by YAML as the {kind} number {value}; write the number you mean without "
-                "a leading 0 or colon (or quote it if it is text)",
-                file=file, line=line_for(lines, path), field=dotted(path))
+                "a leading 0 or colon (or quote it if it is text)", path)
 
 
 # --- pydantic's errors in the teacher's words --------------------------------
+
+
+def _schema(data: dict, problems: Problems) -> InventoryModel | None:
+    """The file against the schema: the model, or None with every error it has added to ``problems``."""
+    try:
+        return InventoryModel.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+    for err in _typos_over_missing(errors):
+        problems.add(_message(err), _loc(err))
+    return None
+
+
+def _typos_over_missing(errors: list[dict]) -> list[dict]:
+    """A missing required field with a near miss beside it (``servces:`` for ``services:``) is one problem:
+    the typo, with its hint; the missing field is not reported as well."""
+    missing = {_loc(e): e for e in errors if e["type"] == "missing"}
+    dropped: set[int] = set()
+    out = []
+    for err in errors:
+        loc = _loc(err)
+        if err["type"] == "extra_forbidden" and loc:
+            near = [str(m[-1]) for m in missing if m[:-1] == loc[:-1] and id(missing[m]) not in dropped]
+            hint = difflib.get_close_matches(str(loc[-1]), near, n=1)
+            if hint:
+                dropped.add(id(missing[(*loc[:-1], hint[0])]))
+                err = {**err, "hint": hint[0]}
+        out.append(err)
+    return [e for e in out if id(e) not in dropped]
 
 
 def _fields_at(path: Path_) -> list[str]:
@@ -246,7 +324,7 @@ def _message(err: dict) -> str:
     kind, loc = err["type"], err["loc"]
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1])
-        hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = [err["hint"]] if err.get("hint") else difflib.get_close_matches(str(loc[-1]), valid, n=1)
         text = f"unknown field `{loc[-1]}`"
         if hint:
             text += f"; did you mean `{hint[0]}`?"

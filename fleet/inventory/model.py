@@ -108,6 +108,7 @@ class Inventory:
     model: InventoryModel
     hosts: tuple[Host, ...]
     roster: roster_mod.Roster | None = None
+    defaults: tuple[Any, ...] = ()  # every value the file left out, as filled in (inventory/defaults.py's Default)
 
     @property
     def server_count(self) -> int:

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fleet.errors import InputError
-from fleet.inventory.base import Model, Path_, check_image, check_user, line_for
+from fleet.inventory.base import Model, Problems, check_image, check_user
 from fleet.kinds import KINDS, Kind, Ready
 
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -56,15 +55,22 @@ def parse_cpuset(text: str) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
+NO_LIMIT = "none"  # `memory: none`, `cpus: none`: this service's seats get no such limit
+
+
 class Service(Model):
+    """One service of the inventory. Left out, ``image``, ``port``, ``publish``, ``memory`` and ``cpus`` come
+    from the kind and the other services (fleet/inventory/defaults.py fills them in once the file is valid);
+    ``memory: none`` / ``cpus: none`` (or null) ask for no limit."""
+
     name: str
     kind: Literal["jupyter", "rstudio", "generic"] = "jupyter"
-    image: str
-    port: int | None = Field(None, ge=1, le=65535)
-    publish: int = Field(ge=1, le=65535)
+    image: str | None = None  # default per kind (generic: required)
+    port: int | None = Field(None, ge=1, le=65535)  # default per kind (generic: required)
+    publish: int | None = Field(None, ge=1, le=65535)  # default: the first free block of ports from 8000
     seats: int = Field(1, ge=1, le=500)
-    memory: str | None = None
-    cpus: float | None = Field(None, gt=0, le=1024)
+    memory: str | None = None  # default per kind
+    cpus: float | None = Field(None, gt=0, le=1024)  # default per kind, unless a cpuset is given
     cpuset: str | None = None
     env: dict[str, str] = {}
     push: bool = False
@@ -81,7 +87,12 @@ class Service(Model):
             raise ValueError(f"{v!r} is not a service name (lower-case letters, digits and -, starting with a letter)")
         return v
 
-    _image = field_validator("image")(lambda v: check_image(v))
+    _image = field_validator("image")(lambda v: v if v is None else check_image(v))
+
+    @field_validator("memory", "cpus", mode="before")
+    @classmethod
+    def _no_limit(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() == NO_LIMIT else v
 
     @field_validator("memory")
     @classmethod
@@ -140,6 +151,8 @@ class Service(Model):
     @model_validator(mode="after")
     def _kind_rules(self) -> Service:
         default_port, default_secret = KINDS[self.kind].port, KINDS[self.kind].secret_env
+        if self.image is None and KINDS[self.kind].image is None:
+            raise ValueError(f"a {self.kind} service needs `image:` (the image its seats run)")
         if self.port is None and default_port is None:
             raise ValueError("a generic service needs `port:` (the port the server listens on inside the container)")
         if self.kind == "generic" and not self.secret_env:
@@ -151,7 +164,7 @@ class Service(Model):
             raise ValueError(f"a {self.kind} seat's secret goes in {default_secret}; leave out `secret_env:`")
         if self.login_secret_env in self.env:
             raise ValueError(f"env must not set {self.login_secret_env}: fleet generates one per seat")
-        if self.publish + self.seats - 1 > 65535:
+        if self.publish is not None and self.publish + self.seats - 1 > 65535:
             raise ValueError(f"publish {self.publish} + {self.seats} seats runs past port 65535")
         return self
 
@@ -192,35 +205,33 @@ class Service(Model):
 
     @property
     def host_ports(self) -> range:
-        return range(self.publish, self.publish + self.seats)
+        """The host ports of its seats (publish is filled in by the loader when the file leaves it out)."""
+        return range(self.publish, self.publish + self.seats) if self.publish is not None else range(0)
 
 
-def check_ports(services: list[Service], reserved: dict[int, str], lines: dict[Path_, int], file: str) -> None:
+def check_ports(services: list[Service], reserved: dict[int, str], problems: Problems) -> None:
     """Every seat of every service gets its own host port on each host, none of them a ``reserved`` one
     (port → what holds it, e.g. the SSH port), and every service its own name."""
     names: dict[str, int] = {}
     owner: dict[int, int] = {}
     for i, svc in enumerate(services):
-        line = line_for(lines, ("services", i))
         if svc.name in names:
-            raise InputError(f"service name {svc.name!r} is used twice (also services[{names[svc.name]}])",
-                             file=file, line=line, field=f"services[{i}].name")
-        names[svc.name] = i
+            problems.add(f"service name {svc.name!r} is used twice (also services[{names[svc.name]}])",
+                         ("services", i), field=f"services[{i}].name")
+        names.setdefault(svc.name, i)
+        if not svc.host_ports:
+            continue
         clash = sorted(set(reserved).intersection(svc.host_ports))
         if clash:
-            raise InputError(
-                f"seat ports {svc.publish}-{svc.host_ports[-1]} include {reserved[clash[0]]} ({clash[0]}); "
-                "pick another `publish`",
-                file=file, line=line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
-            )
+            problems.add(f"seat ports {svc.publish}-{svc.host_ports[-1]} include {reserved[clash[0]]} ({clash[0]}); "
+                         "pick another `publish`", ("services", i, "publish"))
         # which earlier service owns each port: linear in the ports, where comparing every pair of
         # services took minutes for a file of thousands of services
         overlapping = {owner[p] for p in svc.host_ports if p in owner}
         if overlapping:
             other = services[min(overlapping)]
-            raise InputError(
+            problems.add(
                 f"seat ports {svc.publish}-{svc.host_ports[-1]} overlap those of service {other.name!r} "
                 f"({other.publish}-{other.host_ports[-1]}); start this one at {other.host_ports[-1] + 1} or later",
-                file=file, line=line_for(lines, ("services", i, "publish")), field=f"services[{i}].publish",
-            )
-        owner.update(dict.fromkeys(svc.host_ports, i))
+                ("services", i, "publish"))
+        owner.update((p, i) for p in svc.host_ports if p not in owner)

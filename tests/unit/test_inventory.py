@@ -69,6 +69,22 @@ def test_errors_name_line_field_and_fix(write, old, new, line, field, words):
     assert (e.line, e.field) == (line, field), str(e)
     assert words in str(e)
     assert str(e).startswith(f"{e.file}:{line}: {field}: ")
+    assert [(p.line, p.field) for p in e.problems] == [(line, field)]  # every problem is listed; here there is one
+
+
+def test_all_those_errors_in_one_file_come_together_in_line_order(write):
+    text = GOOD
+    for old, new in [("seats: 2", "sets: 2"), ("source: distro", "source: snap"), ("memory: 2g", "memory: lots"),
+                     ("cpus: 1.5", "cpus: yes"), ("N: 3", "N: [1, 2]"), ("key: id_test", "key: nokey"),
+                     ("name: stats101", "name: Stats"), ("  - 192.0.2.10\n", "  - 192.0.2.11:2222\n")]:
+        text = text.replace(old, new, 1)
+    e = error(write, text)
+    assert [(p.line, p.field) for p in e.problems] == [
+        (1, "name"), (2, "ssh.key"), (5, "hosts[1]"), (7, "docker.source"), (13, "services[0].sets"),
+        (14, "services[0].memory"), (15, "services[0].cpus"), (16, "services[0].env")], str(e)
+    for words in ("lower-case", "does not exist", "listed twice", "'official' or 'distro'", "did you mean `seats`",
+                  "e.g. 512m or 2g", "must be a number", "must be text, not a list"):
+        assert words in str(e), words
 
 
 def test_empty_host_list(write):
