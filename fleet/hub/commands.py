@@ -21,14 +21,17 @@ ORDER = """\
 manager:  swarm_state_argv -> (inactive) swarm_init_argv
 manager:  join_token_argv                      (stdout: the token; keep it in memory only)
 workers:  swarm_state_argv -> (inactive) swarm_join_argv, token on stdin
-manager:  network_inspect_argv -> (missing) network_create_argv
+manager:  network_inspect_argv -> (missing) network_create_argv (subnet, gateway, ip-range: fixed addresses)
 every node: images present (relay / pull) for the students' image; the manager the hub image
 manager:  (real servers) hub_build_argv with hub_dockerfile() on stdin
-manager:  upload config dir (jupyterhub_config.py, fleet_hub*.py 0644; passwords 0600)
+manager:  upload config dir (jupyterhub_config.py, fleet_hub*.py 0644; passwords 0600), each file
+          written to a temporary name and renamed (the hub mounts the directory, so it sees the new file)
 manager:  volume_create_argv(data)             (idempotent)
-manager:  hub_run_argv (replace the container when its spec changed; `docker restart` when only
+manager:  hub_run_argv (replace the container when its spec changed; hub_restart_argv when only
           jupyterhub_config.py changed; nothing when only the passwords file changed)
-manager:  orphan_services_argv -> service_rm_argv for logins no longer in the roster
+manager:  Caddy: the fleet's proxy container, proxy_connect_argv once, its site caddy_site()
+manager:  user_services_argv -> orphan_services -> service_rm_argv for logins no longer in the roster
+          (after the hub restarted with the new roster: it deletes those users at start-up)
 """
 
 
@@ -64,7 +67,8 @@ def network_inspect_argv(s: HubSettings) -> list[str]:
 
 def network_create_argv(s: HubSettings, *, encrypted: bool = False) -> list[str]:
     """The attachable overlay of the hub and the servers (``encrypted``: IPsec between nodes, see the notes)."""
-    argv = ["docker", "network", "create", "--driver", "overlay", "--attachable", "--label", f"fleet.name={s.fleet}"]
+    argv = ["docker", "network", "create", "--driver", "overlay", "--attachable", "--label", f"fleet.name={s.fleet}",
+            "--subnet", s.subnet, "--gateway", s.gateway, "--ip-range", s.ip_range]
     if encrypted:
         argv += ["--opt", "encrypted"]
     return [*argv, s.network]
@@ -87,7 +91,7 @@ def hub_run_argv(s: HubSettings, image: str, config_dir: str, *, publish: str | 
     recommended Caddy container joins the overlay instead and needs none.
     """
     argv = ["docker", "run", "-d", "--name", s.hub_name, "--hostname", s.hub_name,
-            "--restart", "unless-stopped", "--network", s.network,
+            "--restart", "unless-stopped", "--network", s.network, "--ip", s.hub_ip,
             "--label", f"fleet.name={s.fleet}", "--label", "fleet.role=hub",
             "--memory", memory, "--memory-swap", memory,
             "-v", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}",
@@ -101,15 +105,30 @@ def hub_run_argv(s: HubSettings, image: str, config_dir: str, *, publish: str | 
     return [*argv, image, "jupyterhub", "-f", s.config_file]
 
 
+def proxy_connect_argv(s: HubSettings, container: str) -> list[str]:
+    """Put the fleet's Caddy container on the overlay at its fixed address; it then forwards to
+    ``{s.hub_ip}:{s.proxy_port}`` and the hub publishes no port at all (the recommended wiring)."""
+    return ["docker", "network", "connect", "--ip", s.proxy_ip, s.network, container]
+
+
+def caddy_site(s: HubSettings, address: str) -> str:
+    """The Caddyfile site block for the hub (TLS as the fleet's proxy sets it up: here ``tls internal``)."""
+    return f"{address} {{\n\ttls internal\n\treverse_proxy {s.hub_ip}:{s.proxy_port}\n}}\n"
+
+
 def hub_restart_argv(s: HubSettings) -> list[str]:
     """After jupyterhub_config.py changed (e.g. the roster): servers keep running (cleanup_servers False)."""
     return ["docker", "restart", "-t", "10", s.hub_name]
 
 
 def user_services_argv(s: HubSettings) -> list[str]:
-    """On the manager: ``LOGIN SERVICE`` per student server of this fleet (labels set by FleetSwarmSpawner)."""
-    return ["docker", "service", "ls", "--filter", f"label=fleet.name={s.fleet}", "--format",
-            '{{index .Labels "fleet.hub.user"}} {{.Name}}']
+    """On the manager: ``LOGIN SERVICE`` per student server of this fleet (labels set by FleetSwarmSpawner).
+
+    ``docker service ls --format`` cannot show labels, so the listed ids go to ``docker service inspect``.
+    """
+    inspect = 'docker service inspect --format "{{index .Spec.Labels \\"fleet.hub.user\\"}} {{.Spec.Name}}"'
+    return ["sh", "-c", 'docker service ls -q --filter "label=fleet.name=$1" --filter label=fleet.hub.user'
+            f" | xargs -r {inspect}", "sh", s.fleet]
 
 
 def orphan_services(s: HubSettings, listed: str) -> list[str]:

@@ -15,6 +15,7 @@ Layout inside the hub container (fleet.hub.commands.hub_run_argv makes it so):
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class HubSettings:
     data_dir: str = "/data"  # the hub's data volume
     hub_port: int = 8081  # the hub's API, for the servers on the overlay
     proxy_port: int = 8000  # configurable-http-proxy's public port (Caddy forwards here)
+    subnet: str = "10.213.0.0/22"  # the overlay's: fixed addresses for the hub and Caddy below, servers in the upper half
+    public_url: str = ""  # the students' address, Caddy's (https://lab.example.org/): Secure cookies, exact redirects
     extra_labels: dict[str, str] = field(default_factory=dict)  # added to fleet.name on services and volumes
 
     def __post_init__(self) -> None:
@@ -88,6 +91,14 @@ class HubSettings:
         for path in (self.home, self.hub_dir, self.data_dir):
             if not path.startswith("/") or any(c.isspace() or c == ":" for c in path):
                 raise ValueError(f"{path!r} must be an absolute path without spaces or ':'")
+        if self.public_url and (not re.match(r"^https?://[^/\s'\"]+/$", self.public_url)):
+            raise ValueError(f"public_url {self.public_url!r} must be http(s)://HOST[:PORT]/ (with the trailing /)")
+        try:
+            net = ipaddress.IPv4Network(self.subnet)
+        except ValueError as exc:
+            raise ValueError(f"subnet {self.subnet!r} is not an IPv4 network: {exc}") from None
+        if not 16 <= net.prefixlen <= 24 or not net.is_private:
+            raise ValueError(f"subnet {self.subnet!r} must be a private network of /16 to /24")
         if self.default_url and not self.default_url.startswith("/"):
             raise ValueError("default_url must start with /")
         for port in (self.hub_port, self.proxy_port):
@@ -106,6 +117,30 @@ class HubSettings:
     def network(self) -> str:
         """The attachable overlay network of the hub and the students' servers."""
         return f"{self.fleet}-hubnet"
+
+    # Fixed addresses on the overlay. JupyterHub 6 talks hub <-> server through aiohttp with aiodns
+    # (c-ares), which kept answering a name with the address it had before a restart for minutes
+    # (Docker's DNS gives TTL 600): measured twice. So the hub has an address that never changes and
+    # is reached by it, and the hub reaches each server at its task's address (FleetSwarmSpawner).
+    @property
+    def gateway(self) -> str:
+        return str(ipaddress.IPv4Network(self.subnet).network_address + 1)
+
+    @property
+    def hub_ip(self) -> str:
+        """The hub container's fixed address (``docker run --ip``), which the servers are given."""
+        return str(ipaddress.IPv4Network(self.subnet).network_address + 2)
+
+    @property
+    def proxy_ip(self) -> str:
+        """Caddy's fixed address when it joins the overlay (``docker network connect --ip``)."""
+        return str(ipaddress.IPv4Network(self.subnet).network_address + 3)
+
+    @property
+    def ip_range(self) -> str:
+        """The upper half of the subnet: where Docker allocates the servers' addresses, never the fixed ones."""
+        net = ipaddress.IPv4Network(self.subnet)
+        return str(list(net.subnets(prefixlen_diff=1))[1])
 
     @property
     def data_volume(self) -> str:
@@ -170,12 +205,18 @@ def render_config(s: HubSettings) -> str:
         f"c.JupyterHub.bind_url = {f'http://:{s.proxy_port}'!r}",
         "c.JupyterHub.hub_ip = '0.0.0.0'",
         f"c.JupyterHub.hub_port = {s.hub_port!r}",
-        f"c.JupyterHub.hub_connect_ip = {s.hub_name!r}  # the container's name on {s.network}",
+        f"c.JupyterHub.hub_connect_ip = {s.hub_ip!r}  # the hub container's fixed address on {s.network}",
         f"c.JupyterHub.db_url = {f'sqlite:///{s.data_dir}/jupyterhub.sqlite'!r}",
         f"c.JupyterHub.cookie_secret_file = {f'{s.data_dir}/jupyterhub_cookie_secret'!r}",
         "c.ConfigurableHTTPProxy.pid_file = '/tmp/jupyterhub-proxy.pid'  # tmpfs: never a stale pid after a restart",
         "c.JupyterHub.cleanup_servers = False  # a hub restart keeps the students' servers",
         f"c.JupyterHub.last_activity_interval = {s.activity_interval!r}",
+    ]
+    if s.public_url:
+        # Behind Caddy and configurable-http-proxy the hub sees plain http (tornado reads the last
+        # X-Forwarded-Proto, which the proxy appends): without this, login cookies lack Secure.
+        lines.append(f"c.JupyterHub.public_url = {s.public_url!r}")
+    lines += [
         "",
         "# Accounts: fleet's hash file, the roster as the only allowed users, no sign-up.",
         "c.JupyterHub.authenticator_class = 'fleet_hub.FleetAuthenticator'",

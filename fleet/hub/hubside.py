@@ -22,7 +22,9 @@ FleetSwarmSpawner
     the first placement is kept in the spawner's state (the hub's database)
     and becomes a ``node.id==`` constraint on every later start. A start that
     cannot be placed or is rejected fails at once with Swarm's reason instead
-    of waiting out ``start_timeout``.
+    of waiting out ``start_timeout``. The hub reaches the server at its task's
+    address (not the service name, whose DNS entry can be stale right after a
+    cull), and Swarm never restarts a task by itself (restart condition none).
 """
 from __future__ import annotations
 
@@ -156,7 +158,25 @@ class FleetSwarmSpawner(SwarmSpawner):
         await self._check_node()
         self.extra_placement_spec = {**self.extra_placement_spec, "constraints": self.placement_constraints()}
         self.extra_create_kwargs = {**self.extra_create_kwargs, "labels": self._labels()}
+        # The hub, not Swarm, restarts a server: a task Swarm restarted would get a new address the
+        # hub's route does not know; with "none" a dead task makes poll() report the server stopped.
+        self.extra_task_spec = {"restart_policy": {"Condition": "none"}, **self.extra_task_spec}
         return await super().create_object()
+
+    async def get_ip_and_port(self):
+        """The running task's own address on the overlay, not the service's DNS name.
+
+        Measured: a service removed (culled) and created again under the same
+        name within seconds left Swarm's DNS answering the old task's address,
+        and the hub gave up after http_timeout. The task's address is exact.
+        """
+        task = await self.get_task()
+        for attachment in (task or {}).get("NetworksAttachments") or []:
+            if ((attachment.get("Network") or {}).get("Spec") or {}).get("Name") == self.network_name:
+                for address in attachment.get("Addresses") or []:
+                    return address.split("/")[0], self.port
+        self.log.warning("%s: no address on %s in the task; using the service name", self.user.name, self.network_name)
+        return await super().get_ip_and_port()
 
     # -- waiting for the task ---------------------------------------------------------------------
     def _why_not(self, status: dict) -> str:
@@ -178,8 +198,10 @@ class FleetSwarmSpawner(SwarmSpawner):
                 # the scheduler found no node: Err says e.g. "no suitable node (insufficient resources on 3 nodes)"
                 unplaceable_since = unplaceable_since or time.monotonic()
                 if time.monotonic() - unplaceable_since > self.pending_grace:
+                    memory = self.mem_guarantee or self.mem_limit
                     raise RuntimeError(
-                        f"no node can run {self.user.name}'s server (memory {self.mem_guarantee or self.mem_limit}, "
+                        f"no node can run {self.user.name}'s server (memory "
+                        f"{f'{memory / 2**20:.0f} MiB' if isinstance(memory, int) else memory}, "
                         f"CPUs {self.cpu_guarantee or self.cpu_limit}"
                         + (f", pinned to node {self.node_id}" if self.node_id else "")
                         + f"): Swarm says {self._why_not(status)}")

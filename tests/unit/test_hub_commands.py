@@ -44,7 +44,6 @@ def test_orphan_services_are_those_of_logins_left_out_of_the_roster():
     listed = "ada bio101-user-ada\nbob bio101-user-bob\nteacher bio101-user-teacher\n\n"
     assert commands.orphan_services(S, listed) == ["bio101-user-bob"]
     assert commands.service_rm_argv(["x", "y"]) == ["docker", "service", "rm", "x", "y"]
-    assert "label=fleet.name=bio101" in commands.user_services_argv(S)
 
 
 def test_hub_dockerfile_adds_the_pinned_spawner_and_culler_to_the_official_image():
@@ -55,3 +54,20 @@ def test_hub_dockerfile_adds_the_pinned_spawner_and_culler_to_the_official_image
     assert commands.hub_build_argv("bio101-hub:1")[-1] == "-"
     with pytest.raises(ValueError):
         commands.hub_dockerfile(packages=("x; rm -rf /",))
+
+
+def test_fixed_addresses_for_hub_and_caddy_outside_the_servers_range():
+    assert (S.gateway, S.hub_ip, S.proxy_ip, S.ip_range) == ("10.213.0.1", "10.213.0.2", "10.213.0.3", "10.213.2.0/23")
+    net = commands.network_create_argv(S)
+    assert net[net.index("--subnet") + 1] == "10.213.0.0/22" and net[net.index("--ip-range") + 1] == "10.213.2.0/23"
+    run = commands.hub_run_argv(S, "img", "/d")
+    assert run[run.index("--ip") + 1] == "10.213.0.2"
+    assert commands.proxy_connect_argv(S, "bio101-proxy") == ["docker", "network", "connect", "--ip", "10.213.0.3",
+                                                                "bio101-hubnet", "bio101-proxy"]
+    assert "reverse_proxy 10.213.0.2:8000" in commands.caddy_site(S, "https://lab.example.org")
+
+
+def test_user_services_lists_login_and_name_of_this_fleets_servers():
+    argv = commands.user_services_argv(S)
+    assert argv[:2] == ["sh", "-c"] and argv[-1] == "bio101"  # the fleet is an argument, not spliced into the script
+    assert "label=fleet.hub.user" in argv[2] and "docker service inspect" in argv[2]

@@ -35,7 +35,8 @@ def run(text: str) -> FakeConfig:
 def test_the_rendered_config_sets_what_the_hub_needs():
     c = run(config.render_config(settings()))
     assert c.JupyterHub.bind_url == "http://:8000"
-    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_port, c.JupyterHub.hub_connect_ip) == ("0.0.0.0", 8081, "bio101-hub")
+    # the servers reach the hub at its fixed address: names were answered stale after restarts (aiodns)
+    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_port, c.JupyterHub.hub_connect_ip) == ("0.0.0.0", 8081, "10.213.0.2")
     assert c.JupyterHub.db_url == "sqlite:////data/jupyterhub.sqlite"
     assert c.JupyterHub.cookie_secret_file == "/data/jupyterhub_cookie_secret"
     assert c.JupyterHub.cleanup_servers is False
@@ -79,6 +80,12 @@ def test_reservations_default_to_the_limits_and_test_timings_pass_through():
     assert c.Spawner.environment == {"JUPYTERHUB_ACTIVITY_INTERVAL": "10"}
     assert c.SwarmSpawner.extra_placement_spec == {"constraints": ["node.role==worker"]}
     assert not hasattr(c.Spawner, "default_url")
+    assert not hasattr(c.JupyterHub, "public_url")
+
+
+def test_public_url_makes_the_hub_see_https_behind_two_proxies():
+    c = run(config.render_config(settings(public_url="https://lab.example.org:8443/")))
+    assert c.JupyterHub.public_url == "https://lab.example.org:8443/"
 
 
 def test_no_culler_when_idle_timeout_is_zero():
@@ -102,6 +109,8 @@ def test_values_are_data_never_code():
     {"cpu_limit": 0}, {"cpu_reservation": 2.0}, {"idle_timeout": -1}, {"start_timeout": 0},
     {"placement": ("node.id==abc",)}, {"placement": ("rm -rf /",)}, {"home": "home"}, {"hub_dir": "/a b"},
     {"default_url": "lab"}, {"proxy_port": 0}, {"hub_port": 8001},
+    {"subnet": "10.213.0.0/25"}, {"subnet": "8.8.0.0/16"}, {"subnet": "nonsense"},
+    {"public_url": "https://lab.example.org"}, {"public_url": "lab.example.org/"}, {"public_url": "https://a b/"},
     {"fleet": "a" * 32, "users": ("b-b-b-b-b-b-b-b-b-b",)},  # each - escapes to -2d: past a DNS label
 ])
 def test_invalid_settings_are_refused(change):

@@ -50,11 +50,14 @@ class SwarmSpawner:
     log = logging.getLogger("test-hub")
     mem_limit, mem_guarantee, cpu_limit, cpu_guarantee = 1 << 30, 1 << 29, 1.0, 0.5
     service_name = "f-user-ada"
+    network_name = "f-hubnet"
+    port = 8888
 
     def __init__(self, name="ada", tasks=(), nodes=None):
         self.user = types.SimpleNamespace(name=name)
         self.extra_placement_spec = {"constraints": ["node.role==worker"]}
         self.extra_create_kwargs = {}
+        self.extra_task_spec = {}
         self.object_labels = {"fleet.name": "f"}
         self.home_volume = "f-home-{username}"
         self.object_id = ""
@@ -87,8 +90,11 @@ class SwarmSpawner:
 
     async def create_object(self):
         self.created = {"constraints": self.extra_placement_spec["constraints"], "mounts": self.mounts,
-                        "labels": self.extra_create_kwargs["labels"]}
+                        "labels": self.extra_create_kwargs["labels"], "task": self.extra_task_spec}
         return {"ID": "svc1"}
+
+    async def get_ip_and_port(self):
+        return self.service_name, self.port
 
 
 @pytest.fixture
@@ -151,7 +157,9 @@ def test_users_left_out_of_the_roster_are_refused_at_start_up(hub):
         a.add_user(types.SimpleNamespace(name="bob"))
 
 
-RUNNING = {"Status": {"State": "running"}, "NodeID": "node-w1"}
+RUNNING = {"Status": {"State": "running"}, "NodeID": "node-w1",
+           "NetworksAttachments": [{"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.5/24"]},
+                                   {"Network": {"Spec": {"Name": "f-hubnet"}}, "Addresses": ["10.0.1.9/24"]}]}
 
 
 def test_first_start_places_freely_then_pins_to_that_node_across_stops_and_restarts(hub):
@@ -161,8 +169,11 @@ def test_first_start_places_freely_then_pins_to_that_node_across_stops_and_resta
     assert s.created["mounts"] == [{"target": "/home/jovyan", "source": "f-home-ada", "type": "volume",
                                     "read_only": False, "labels": {"fleet.name": "f", "fleet.hub.user": "ada"}}]
     assert s.created["labels"] == {"fleet.name": "f", "fleet.hub.user": "ada"}
+    assert s.created["task"] == {"restart_policy": {"Condition": "none"}}  # the hub restarts servers, not Swarm
     asyncio.run(s.start_object())
     assert s.node_id == "node-w1"
+    # the hub reaches the task's own address on the overlay, not the (possibly stale) service name
+    assert asyncio.run(s.get_ip_and_port()) == ("10.0.1.9", 8888)
     s.object_id = "svc1"
     state = s.get_state()
     assert state == {"object_id": "svc1", "node_id": "node-w1"}
@@ -202,3 +213,8 @@ def test_a_task_no_node_can_take_fails_with_swarms_reason(hub):
     with pytest.raises(RuntimeError, match="rejected.*invalid mount config"):
         asyncio.run(s.start_object())
     assert s.node_id == ""
+
+
+def test_without_an_address_on_the_overlay_the_service_name_is_used(hub):
+    s = hub.FleetSwarmSpawner(tasks=[{"Status": {"State": "running"}, "NetworksAttachments": []}])
+    assert asyncio.run(s.get_ip_and_port()) == ("f-user-ada", 8888)
