@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+from fleet.events import Event
 from fleet.inventory import Host
 from fleet.relay import Relay
 from fleet.ssh import Remote
@@ -52,7 +53,7 @@ def apply_steps(relay: Relay, host: Host, remote: Remote, steps: list[Step], pro
             if any(needs_images(s) for s in group):
                 images_arrived()
             for step in group:
-                progress(f"  {host.id}: {step.title}")
+                progress(Event(f"  {host.id}: {step.title}", "step", host=host.id, step=step.title))
             remote.apply_batch(group)
         images_arrived()
     except BaseException:

@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.errors import HostError
+from fleet.events import Event, emit, wants_events
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
 from fleet.ssh import SUDO_PASSWORDLESS, HostKeys, Remote, known_hosts_name
@@ -347,13 +348,16 @@ class Relay:
             me.ok = True
         finally:
             me.finished.set()
+            if wants_events(self.session.progress):
+                self._report(image, final=True)
 
     def _receive(self, step: PushImage, me: _Link, before: _Link | None, deadline: float,
                  cancel: threading.Event | None) -> None:
         image, host = step.image, me.host
         why = ""
         for source in self._sources(image, me, before, deadline):
-            self.session.progress(f"  {host.id}: get image {image} from {source.host.id} (host to host, as it arrives)")
+            self.session.progress(Event(f"  {host.id}: get image {image} from {source.host.id} (host to host, as it arrives)",
+                                        "step", host=host.id, step=f"get image {image} from {source.host.id}"))
             try:
                 self._run(me, receive_argv(me.path, image, source.host, self._known_hosts(source)), step, deadline,
                           cancel, stdin=self._key.private)
@@ -366,10 +370,11 @@ class Relay:
                 self.relayed.append((image, source.host.id, host.id))
             return
         if before is None:
-            self.session.progress(f"  {host.id}: {step.title}")
+            self.session.progress(Event(f"  {host.id}: {step.title}", "step", host=host.id, step=step.title))
         else:
             why = why or f"no relay from {before.host.id} ({before.why_not or 'it failed'})"
-            self.session.progress(f"  {host.id}: {why}; sending {image} from this computer instead")
+            self.session.progress(Event(f"  {host.id}: {why}; sending {image} from this computer instead", "step",
+                                        host=host.id, step=f"{step.title} ({why})"))
             with self.lock:
                 self.fallbacks.append((image, host.id, why))
         self._run(me, receive_argv(me.path, image), step, deadline, cancel, from_here=True)
@@ -406,26 +411,30 @@ class Relay:
         if got != self.local_ids.get(step.image):
             raise HostError(f"{step.title}: the host has image id {got or 'none'} afterwards, not this computer's")
 
-    def _report(self, image: str) -> None:
-        """Now and then, one line: how many hosts have the image, the slowest's bytes, the rate, the time left."""
+    def _report(self, image: str, *, final: bool = False) -> None:
+        """Now and then, one line: how many hosts have the image, the slowest's bytes, the rate, the time left
+        (and, for a live view, the same as an event every time a host says how far it got)."""
         now = time.monotonic()
         with self.lock:
-            if now - self._told.get(image, 0.0) < REPORT_EVERY:
+            line = not final and now - self._told.get(image, 0.0) >= REPORT_EVERY
+            if not line and not wants_events(self.session.progress):
                 return
-            self._told[image] = now
+            if line:
+                self._told[image] = now
             chain = list(self.chains.get(image, []))
             started = self._started.get(image, now)
         total = self.sizes.get(image, 0)
         done = sum(1 for link in chain if link.ok)
         busy = [link.received for link in chain if not link.finished.is_set()]
-        if not busy:
+        if not busy and not final:
             return
-        slowest = min(busy)
+        slowest = min(busy) if busy else max((link.received for link in chain), default=0)
         rate = max(link.received for link in chain) / max(now - started, 0.1)  # the chain moves at its source's pace
         size = f" of about {total / 1e6:.0f} MB" if total else ""
-        self.session.progress(
-            f"  image {image}: {done} of {len(chain)} hosts have it; slowest at {slowest / 1e6:.0f} MB{size}, "
-            f"{rate / 1e6:.1f} MB/s{eta(total, slowest, rate)}")
+        text = (f"  image {image}: {done} of {len(chain)} hosts have it; slowest at {slowest / 1e6:.0f} MB{size}, "
+                f"{rate / 1e6:.1f} MB/s{eta(total, slowest, rate)}") if line else ""
+        emit(self.session.progress, Event(text, "transfer", plain=line, image=image, received=slowest, size=total,
+                                          rate=rate, have=done, of=len(chain)))
 
     def _open(self, me: _Link, image: str) -> str:
         """Let the other hosts read this host's copy as it arrives; '' when they can, else why not."""

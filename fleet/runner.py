@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from fleet.errors import FleetError, HostError
+from fleet.events import Event, emit
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -146,6 +147,7 @@ def fan_out(
             if stop.requested.is_set():
                 done.put((i, Outcome(item, error=f"not started: interrupted ({stop.signal})")))
                 continue
+            emit(progress, Event(kind="start", plain=False, host=label(item)))
             try:
                 outcome = Outcome(item, value=work(item))
             except FleetError as e:
@@ -161,6 +163,7 @@ def fan_out(
                for n in range(max(1, min(parallel, len(items))))]
     outcomes: dict[int, Outcome[T, R]] = {}
     told = aborted_at = None
+    emit(progress, Event(kind="fanout", plain=False, hosts=[label(item) for item in items]))
     with _signals_to(stop):
         for t in threads:
             t.start()
@@ -184,10 +187,12 @@ def fan_out(
                     break
                 continue
             outcomes[i] = o
-            progress(f"[{len(outcomes)}/{len(items)}] {label(items[i])}: {'ok' if o.ok else o.error}")
+            progress(Event(f"[{len(outcomes)}/{len(items)}] {label(items[i])}: {'ok' if o.ok else o.error}", "done",
+                           host=label(items[i]), error=o.error or "", finished=len(outcomes), total=len(items)))
     for i, item in enumerate(items):
         if i not in outcomes:
             outcomes[i] = Outcome(item, error=f"interrupted ({stop.signal}); this host did not answer in time")
+    emit(progress, Event(kind="end", plain=False))
     return [outcomes[i] for i in range(len(items))]
 
 

@@ -8,14 +8,24 @@ that `fab check` refuses until they are replaced) and one Jupyter service.
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 from fleet.inventory.defaults import FIRST_PORT
 from fleet.inventory.model import NAME_RE, DockerSettings, InventoryModel, Timeouts
 from fleet.inventory.ssh import SSHSettings
-from fleet.inventory.tls import ProxySettings
+from fleet.inventory.tls import ProxySettings, TLSSettings
 from fleet.kinds import KINDS
 
 PLACEHOLDER = "<address of server {n}>"  # not an address: `fab check` says so until it is replaced
+TIMEOUTS = {  # why each timeout is there; a new one is listed with its default even before it is described here
+    "connect": "TCP, SSH handshake and login together",
+    "command": "an ordinary remote command",
+    "install": "a package install",
+    "lock": "waiting for the dpkg/apt lock",
+    "cloud_init": "waiting for cloud-init on a fresh server",
+    "push": "sending or pulling an image",
+    "droplet": "a new droplet becoming usable (and teardown waiting until none is left)",
+}
 
 
 def fleet_name(stem: str) -> str:
@@ -30,7 +40,10 @@ def text(stem: str = "lab") -> str:
     jupyter, rstudio = KINDS["jupyter"], KINDS["rstudio"]
     ssh, docker, proxy, timeouts = SSHSettings(), DockerSettings(), ProxySettings(), Timeouts()
     parallel = InventoryModel.model_fields["parallel"].default
-    t = {name: getattr(timeouts, name) for name in Timeouts.model_fields}
+    timeout_lines = "\n".join(f"#   {f'{name}: {getattr(timeouts, name)}':<22} # {TIMEOUTS.get(name, 'seconds')}"
+                              for name in Timeouts.model_fields)
+    tls = TLSSettings.model_fields["mode"].default
+    tls_modes = " | ".join(get_args(TLSSettings.model_fields["mode"].annotation))
     return f"""\
 # A fleet inventory: the servers of one class and what runs on them.
 # Replace the two addresses under `hosts:`, then
@@ -76,19 +89,13 @@ services:                  # what every host runs: one container per seat, each 
 
 # roster: students.csv     # the students (a CSV file, column `name`) or a list [Ana, Ben]; seats follow it
 # handout: {{title: Statistics 101, certificate_note: ""}}   # the printable cards: heading; "" drops the https note
-# tls: internal            # internal (HTTPS, own authority) | sslip | off | {{domain: lab.example.org, email: you@example.org}}
+# tls: {tls:<18} # how students reach the seats: {tls_modes} | {{domain: lab.example.org, email: you@example.org}}
 # proxy: {{image: {proxy.image}, push: {str(proxy.push).lower()}}}   # the HTTPS proxy each host runs in front of the seats
 # firewall: false          # true: ufw/firewalld allow only SSH and the seat ports
 # docker: {{source: {docker.source}}}   # official: Docker's own repository | distro: the distribution's package
 # parallel: {parallel}             # hosts worked on at once, 1-200
 # timeouts:                # seconds; every remote wait is bounded
-#   connect: {t['connect']}            # TCP, SSH handshake and login together
-#   command: {t['command']}           # an ordinary remote command
-#   install: {t['install']}           # a package install
-#   lock: {t['lock']}              # waiting for the dpkg/apt lock
-#   cloud_init: {t['cloud_init']}        # waiting for cloud-init on a fresh server
-#   push: {t['push']}             # sending or pulling an image
-#   droplet: {t['droplet']}          # a new droplet becoming usable (and teardown waiting until none is left)
+{timeout_lines}
 # digitalocean:            # rent the servers for the day instead (token: DIGITALOCEAN_ACCESS_TOKEN, never here)
 #   count: 3
 #   region: ams3

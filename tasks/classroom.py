@@ -13,7 +13,7 @@ from fleet.inventory import parse_size
 from fleet.report import table
 from fleet.usage import human
 
-from .common import HOSTS_HELP, cli, confirmer, finish, progress, session
+from .common import HOSTS_HELP, PLAIN_HELP, cli, confirmer, finish, progress, session, showing_progress
 
 SEAT_HELP = "the seat: its number in the handout (1, 2, ...), a student's name, or HOST/SEAT like 192.0.2.10/notebook-3"
 
@@ -89,9 +89,9 @@ def logs(c, hosts, seat, follow=False, tail=100):
 
 
 @task(help={"hosts": HOSTS_HELP, "batch": "seats replaced at a time (default 5)",
-            "wait": "seconds a replaced seat has to answer healthily (default 180)"})
+            "wait": "seconds a replaced seat has to answer healthily (default 180)", "plain": PLAIN_HELP})
 @cli
-def upgrade(c, hosts, batch=5, wait=180):
+def upgrade(c, hosts, batch=5, wait=180, plain=False):
     """Roll the inventory's current image (or any change) to the seats a few at a time.
 
     Change the service's image in the inventory, then run this instead of
@@ -101,7 +101,8 @@ def upgrade(c, hosts, batch=5, wait=180):
     credentials are kept.
     """
     started = time.monotonic()
-    batches, failed = classroom.upgrade(session(c, hosts), batch=batch, wait=wait, progress=progress)
+    with showing_progress(plain):
+        batches, failed = classroom.upgrade(session(c, hosts), batch=batch, wait=wait, progress=progress)
     for b in batches:
         for line in b.healthy:
             print(f"upgraded  {line}")

@@ -16,20 +16,24 @@ Also the process-wide rules a classroom needs:
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from invoke.exceptions import Exit
+from rich.console import Console
 
-from fleet import inventory
+from fleet import inventory, live
 from fleet import lock as lock_mod
 from fleet import state as state_mod
 from fleet.errors import FleetError, InputErrors
+from fleet.events import Event
 from fleet.report import seats_table, summary
 from fleet.runner import STOP
 from fleet.session import Session
@@ -148,11 +152,48 @@ def confirmer(yes: bool, task: str) -> Callable[[str, str], bool]:
 _print_lock = threading.Lock()
 
 
-def progress(line: str) -> None:
-    """One whole line on stderr; hosts' threads call this at once, and their lines must not interleave."""
-    with _print_lock:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+class _Progress:
+    """Where every progress line of a task goes: one whole line on stderr (hosts' threads call this at once,
+    and their lines must not interleave), or, while a live view shows, to it (fleet/live.py)."""
+
+    def __init__(self) -> None:
+        self.view: live.LiveView | None = None
+
+    @property
+    def live(self) -> bool:
+        """Do the producers send live-only events (fleet.events.emit)? Only while a view takes them."""
+        return self.view is not None
+
+    def __call__(self, line: str) -> None:
+        view = self.view
+        if view is not None:
+            view(line)
+            return
+        if isinstance(line, Event) and not line.plain:
+            return
+        with _print_lock:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+progress = _Progress()
+PLAIN_HELP = "plain progress lines, as in a log, even on a terminal (also NO_COLOR=1; the default off a terminal)"
+
+
+@contextlib.contextmanager
+def showing_progress(plain: bool = False) -> Iterator[None]:
+    """While the block runs: on a terminal (unless ``plain`` or NO_COLOR), a live view of the hosts, their steps
+    and transfers; elsewhere today's plain lines, nothing animated."""
+    if plain or progress.view is not None or not live.wanted(sys.stderr, os.environ):
+        yield
+        return
+    view = live.LiveView(Console(file=sys.stderr, highlight=False, markup=False, emoji=False))
+    progress.view = view
+    try:
+        yield
+    finally:
+        progress.view = None
+        view.close()
 
 
 def finish(outcomes: list, started: float, verb: str = "converged") -> None:

@@ -7,15 +7,15 @@ from fabric import task
 from fleet import converge, handout, placement
 from fleet.session import Session
 
-from .common import HOSTS_HELP, cli, command, confirmer, finish, progress, session
+from .common import HOSTS_HELP, PLAIN_HELP, cli, command, confirmer, finish, progress, session, showing_progress
 
 
 @task(help={"hosts": HOSTS_HELP, "accept-new-host-key": "trust a host whose SSH key changed (rebuilt server)",
             "yes": "create or destroy DigitalOcean droplets without asking (for scripts)",
             "release-seats": "hand the seats of students removed from the roster to new students: "
-                             "new passwords, fresh containers, the old files deleted"})
+                             "new passwords, fresh containers, the old files deleted", "plain": PLAIN_HELP})
 @cli
-def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=False):
+def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=False, plain=False):
     """Install Docker and run every seat on every host of the inventory.
 
     Safe to run again: hosts that already match are probed once and left
@@ -24,12 +24,15 @@ def provision(c, hosts, accept_new_host_key=False, release_seats=False, yes=Fals
     are placed on seats first (exit 2, before any host is touched, when the
     new ones do not fit). With a `digitalocean:` block, the droplets are
     created (after showing their price and asking; --yes skips the question)
-    or adopted first, and waited for until SSH answers.
+    or adopted first, and waited for until SSH answers. On a terminal, a
+    live view shows each host's step and how long it has been on it, image
+    transfers and the hosts done (--plain: the plain lines of a log).
     """
     started = time.monotonic()
     s = session(c, hosts, accept_new_host_key=accept_new_host_key)
     place_students(s, release=release_seats)
-    outcomes = converge.provision(s, confirm=confirmer(yes, "provision"))
+    with showing_progress(plain):
+        outcomes = converge.provision(s, confirm=confirmer(yes, "provision"))
     place_students(s)  # droplets created just now take the students who waited for them
     finish(outcomes, started)
     print(f"Handout with passwords and login links: {command('handout --hosts ' + hosts)}")

@@ -8,13 +8,13 @@ from invoke.exceptions import Exit
 from fleet import converge
 from fleet.servers import lifecycle
 
-from .common import HOSTS_HELP, cli, command, confirmer, finish, session
+from .common import HOSTS_HELP, PLAIN_HELP, cli, command, confirmer, finish, session, showing_progress
 
 
 @task(help={"hosts": HOSTS_HELP, "yes": "do not ask for confirmation",
-            "keep-work": "keep the seats' work volumes (the students' files) on the hosts"})
+            "keep-work": "keep the seats' work volumes (the students' files) on the hosts", "plain": PLAIN_HELP})
 @cli
-def teardown(c, hosts, yes=False, keep_work=False):
+def teardown(c, hosts, yes=False, keep_work=False, plain=False):
     """Remove every seat container of the fleet from every host, and destroy its droplets.
 
     Finds containers by the fleet's label and droplets by the fleet's tag, so
@@ -33,7 +33,8 @@ def teardown(c, hosts, yes=False, keep_work=False):
                                             + (" and destroy its droplets" if cloud else "") + "? [y/N] "):
         raise Exit("fleet: nothing removed", code=1)
     started = time.monotonic()
-    outcomes = converge.teardown(s, keep_work=keep_work) if s.inventory.hosts else []
+    with showing_progress(plain):
+        outcomes = converge.teardown(s, keep_work=keep_work) if s.inventory.hosts else []
     for o in outcomes:
         if o.ok:
             print(f"{o.item.id}: removed {len(o.value.removed)} containers")
