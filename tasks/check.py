@@ -22,4 +22,4 @@ def check(c, hosts):
     print(f"{hosts}: ok. Fleet {inv.name!r}: {inv.server_count} hosts x {len(seats)} seats "
           f"= {inv.server_count * len(seats)} seats in all"
           + (f"; roster of {len(inv.roster.names)} students" if inv.roster else ""))
-    print(report.defaults_text(hosts, inv.defaults))
+    print(report.defaults_text(inv.path.name, inv.defaults))

@@ -23,7 +23,7 @@ def plan_(c, hosts, json_=False):
     if json_:
         print(json.dumps(report.plan_data(outcomes), indent=2))
     else:
-        print(report.defaults_text(hosts, s.inventory.defaults))
+        print(report.defaults_text(s.inventory.path.name, s.inventory.defaults))  # the same from any folder
         print(report.plan_text(outcomes))
     if any(not o.ok for o in outcomes):
         raise Exit(code=1)
