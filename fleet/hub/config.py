@@ -244,6 +244,7 @@ def render_config(s: HubSettings) -> str:
         f"c.FleetSwarmSpawner.home_volume = {s.volume_template!r}",
         f"c.FleetSwarmSpawner.home_path = {s.home!r}",
         f"c.FleetSwarmSpawner.object_labels = {s.labels!r}",
+        f"c.FleetSwarmSpawner.pins_file = {f'{s.data_dir}/fleet-pins.json'!r}",
     ]
     if s.default_url:
         lines.append(f"c.Spawner.default_url = {s.default_url!r}")

@@ -20,7 +20,9 @@ FleetSwarmSpawner
     mounts: SwarmSpawner's ``volumes`` makes bind mounts, dockerspawner #536)
     and the student kept on the node that holds that volume: the node id of
     the first placement is kept in the spawner's state (the hub's database)
-    and becomes a ``node.id==`` constraint on every later start. A start that
+    and becomes a ``node.id==`` constraint on every later start (also kept in a
+    small file on the data volume, for a student deleted from the hub when they
+    left the roster and added again later). A start that
     cannot be placed or is rejected fails at once with Swarm's reason instead
     of waiting out ``start_timeout``. The hub reaches the server at its task's
     address (not the service name, whose DNS entry can be stale right after a
@@ -29,6 +31,7 @@ FleetSwarmSpawner
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pprint import pformat
@@ -96,6 +99,10 @@ class FleetSwarmSpawner(SwarmSpawner):
                           help="Seconds a task may stay unplaceable (no node with the reserved resources) "
                                "before the start fails with Swarm's reason.")
 
+    pins_file = Unicode("", config=True,
+                        help="JSON file of login -> node id beside the database (the data volume): a student "
+                             "deleted from the hub and added again later goes back to the node holding their files.")
+
     node_id = Unicode("")  # the node holding the student's volume; kept in the hub's database
 
     # -- state: the node outlives a stopped server ------------------------------------------------
@@ -114,6 +121,26 @@ class FleetSwarmSpawner(SwarmSpawner):
         node_id = self.node_id
         super().clear_state()
         self.node_id = node_id
+
+    def _read_pins(self) -> dict:
+        if not self.pins_file:
+            return {}
+        try:
+            with open(self.pins_file, encoding="utf-8") as f:
+                pins = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return pins if isinstance(pins, dict) else {}
+
+    def _write_pin(self) -> None:
+        pins = self._read_pins()
+        if not self.pins_file or pins.get(self.user.name) == self.node_id:
+            return
+        pins[self.user.name] = self.node_id
+        partial = f"{self.pins_file}.partial"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump(pins, f, indent=1, sort_keys=True)
+        os.replace(partial, self.pins_file)
 
     # -- what the service gets --------------------------------------------------------------------
     def _labels(self) -> dict[str, str]:
@@ -155,6 +182,8 @@ class FleetSwarmSpawner(SwarmSpawner):
                                f"({availability}); the server starts once that node is back")
 
     async def create_object(self):
+        if not self.node_id:  # a user new to the database may have had files here before
+            self.node_id = str(self._read_pins().get(self.user.name) or "")
         await self._check_node()
         self.extra_placement_spec = {**self.extra_placement_spec, "constraints": self.placement_constraints()}
         self.extra_create_kwargs = {**self.extra_create_kwargs, "labels": self._labels()}
@@ -215,3 +244,5 @@ class FleetSwarmSpawner(SwarmSpawner):
         if node_id and node_id != self.node_id:
             self.log.info("%s: server placed on node %s; %s stays there", self.user.name, node_id, self.volume_name)
             self.node_id = node_id
+        if node_id:
+            self._write_pin()

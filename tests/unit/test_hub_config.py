@@ -60,6 +60,7 @@ def test_the_rendered_config_sets_what_the_hub_needs():
     assert c.FleetSwarmSpawner.home_volume == "bio101-home-{username}"
     assert c.FleetSwarmSpawner.home_path == "/home/jovyan"
     assert c.FleetSwarmSpawner.object_labels == {"fleet.name": "bio101"}
+    assert c.FleetSwarmSpawner.pins_file == "/data/fleet-pins.json"
     assert c.Spawner.default_url == "/lab"
     assert c.Spawner.environment == {"JUPYTERHUB_ACTIVITY_INTERVAL": "300"}
     # the culler, as a hub-managed service with exactly its role's scopes

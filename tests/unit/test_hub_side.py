@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -60,6 +61,7 @@ class SwarmSpawner:
         self.extra_task_spec = {}
         self.object_labels = {"fleet.name": "f"}
         self.home_volume = "f-home-{username}"
+        self.pins_file = ""
         self.object_id = ""
         self.api_token = ""
         self.tasks = list(tasks)
@@ -218,3 +220,25 @@ def test_a_task_no_node_can_take_fails_with_swarms_reason(hub):
 def test_without_an_address_on_the_overlay_the_service_name_is_used(hub):
     s = hub.FleetSwarmSpawner(tasks=[{"Status": {"State": "running"}, "NetworksAttachments": []}])
     assert asyncio.run(s.get_ip_and_port()) == ("f-user-ada", 8888)
+
+
+def test_pins_outlive_the_user_in_the_database(hub, tmp_path):
+    """A student removed from the roster is deleted from the hub; back on the roster, their node is found again."""
+    pins = tmp_path / "fleet-pins.json"
+    first = hub.FleetSwarmSpawner(tasks=[RUNNING])
+    first.pins_file = str(pins)
+    asyncio.run(first.create_object())
+    asyncio.run(first.start_object())
+    assert json.loads(pins.read_text()) == {"ada": "node-w1"}
+    back = hub.FleetSwarmSpawner(tasks=[RUNNING], nodes={"node-w1": {"Status": {"State": "ready"},
+                                                                    "Spec": {"Availability": "active"}}})
+    back.pins_file = str(pins)
+    back.load_state({})  # a new user row: no state
+    asyncio.run(back.create_object())
+    assert back.created["constraints"] == ["node.role==worker", "node.id==node-w1"]
+    other = hub.FleetSwarmSpawner(name="bob", tasks=[RUNNING])
+    other.pins_file = str(pins)
+    asyncio.run(other.create_object())
+    assert other.created["constraints"] == ["node.role==worker"]
+    pins.write_text("not json")  # a damaged file only loses the hints
+    assert first._read_pins() == {}
