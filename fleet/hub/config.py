@@ -226,7 +226,7 @@ def render_config(s: HubSettings) -> str:
         "c.Authenticator.allow_existing_users = False  # else every user ever in the database may log in",
         "c.Authenticator.delete_invalid_users = True  # a student removed from the roster is deleted at start-up",
         "",
-        "# Servers: one Swarm service per student on the overlay, reached by name (endpoint dnsrr, no VIP).",
+        "# Servers: one Swarm service per student on the overlay, reached at its task's address; dnsrr: no VIP.",
         "c.JupyterHub.spawner_class = 'fleet_hub.FleetSwarmSpawner'",
         f"c.SwarmSpawner.image = {s.image!r}",
         f"c.SwarmSpawner.network_name = {s.network!r}",
