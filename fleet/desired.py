@@ -50,28 +50,47 @@ def seat_container(inventory: Inventory, seat: Seat, secret: str) -> Wanted:
                   push=seat.service.push, host_ports=() if tls else (seat.host_port,), seat=seat)
 
 
-def proxy_container(inventory: Inventory, host: Host, seats: list[Seat]) -> Wanted:
-    """The one TLS proxy of a host: it alone publishes the seats' ports."""
+def proxy_container(inventory: Inventory, host: Host, seats: list[Seat], cert: proxy.Certificate | None = None,
+                    *, order_only: bool = False) -> Wanted:
+    """The one TLS proxy of a host: it alone publishes the seats' ports (and 80/443 while a CA validates).
+
+    ``cert``: where its certificate comes from this run (proxy.certificate).
+    ``order_only``: the proxy started beside the running one to order a
+    certificate (fleet/certs.py): the same storage and Caddyfile, only ports
+    80 and 443 published, on no private network.
+    """
     fleet = inventory.name
-    caddyfile = proxy.caddyfile(inventory, host, seats)
-    path = f"/etc/fleet/{fleet}/Caddyfile"
-    ports = tuple(s.host_port for s in seats) + ((80,) if proxy.needs_port_80(inventory) else ())
-    args = ["--network", network_name(fleet)]
+    cert = cert or proxy.certificate(inventory, host)
+    caddyfile = proxy.caddyfile(inventory, host, proxy.seat_sites(seats), cert)
+    path = f"/etc/fleet/{fleet}/{'acme-order.Caddyfile' if order_only else 'Caddyfile'}"
+    ports = cert.ports if order_only else tuple(s.host_port for s in seats) + cert.ports
+    args = [] if order_only else ["--network", network_name(fleet)]
     for port in ports:
         args += ["--publish", f"{port}:{port}"]
     args += ["--volume", f"{proxy.data_volume(fleet)}:/data", "--volume", f"{fleet}-proxy-config:/config",
              "--volume", f"{path}:/etc/caddy/Caddyfile:ro"]
-    files = [Upload("write the proxy's Caddyfile", path, caddyfile.encode(), 0o600, inventory.timeouts.command)]
-    return wanted(proxy.container_name(fleet), inventory.model.proxy.image, {LABEL: fleet, "fleet.role": "proxy"},
-                  args, files, push=inventory.model.proxy.push, host_ports=ports)
+    t = inventory.timeouts.command
+    files = [Upload("write the proxy's Caddyfile" + (" for ordering its certificate" if order_only else ""), path,
+                    caddyfile.encode(), 0o600, t)]
+    if cert.mode == "acme" and cert.ca_root:
+        files.append(Upload("write the root certificate of the CA's own HTTPS (tls.ca_root)",
+                            proxy.ca_root_file(fleet), cert.ca_root, 0o600, t))
+        args += ["--volume", f"{proxy.ca_root_file(fleet)}:{proxy.CA_ROOT_IN_CONTAINER}:ro"]
+    labels = {LABEL: fleet, "fleet.role": "proxy"}
+    if cert.mode == "acme":
+        labels["fleet.tls"] = "acme"  # the probe tells such a proxy (80/443 published) from one of its own authority
+    name = proxy.container_name(fleet)
+    return wanted(f"{name}-acme" if order_only else name, inventory.model.proxy.image, labels, args, files,
+                  push=inventory.model.proxy.push, host_ports=ports)
 
 
-def for_host(inventory: Inventory, host: Host, secrets: dict[str, str]) -> list[Wanted]:
+def for_host(inventory: Inventory, host: Host, secrets: dict[str, str],
+             cert: proxy.Certificate | None = None) -> list[Wanted]:
     """Every container of the host, seats first and the proxy last (it takes over the seats' ports)."""
     seats = expand(inventory)
     out = [seat_container(inventory, s, secrets[s.container]) for s in seats]
     if inventory.model.tls.mode != "off":
-        out.append(proxy_container(inventory, host, seats))
+        out.append(proxy_container(inventory, host, seats, cert))
     return out
 
 

@@ -46,9 +46,9 @@ echo '--- curl'; command -v curl || true
 echo '--- firstboot'; cat /var/lib/fleet/firstboot 2>/dev/null
 echo '--- docker-version'; [ "$version" = version ] && t docker version --format '{{.Server.Version}}' 2>/dev/null
 echo '--- engine'
-out=
+out= engine=
 if ids=$(t docker ps --all --quiet --filter "label=fleet.name=$fleet" 2>/dev/null); then
-  echo answers
+  echo answers; engine=1
   # shellcheck disable=SC2086 # ids: one word each
   out=$(t docker inspect --format "$format" $ids "$network" "$@" 2>/dev/null)
 fi
@@ -60,7 +60,14 @@ elif command -v firewall-cmd >/dev/null 2>&1; then echo firewalld; systemctl is-
 echo '--- firewall-ports'; cat "/etc/fleet/$fleet/firewall" 2>/dev/null
 echo '--- proxy-ca'  # from the proxy's data volume on the host's disk: a docker exec would cost as much as the rest
 data=$(printf '%s\n' "$out" | sed -n "s|^data /$fleet-proxy ||p")
+if [ -z "$data" ] && [ -n "$engine" ]; then  # no proxy container now: its volume (certificates) may still be there
+  data=$(t docker volume inspect --format '{{.Mountpoint}}' "$fleet-proxy-data" 2>/dev/null)
+fi
 [ -n "$data" ] && cat "$data/caddy/pki/authorities/local/root.crt" 2>/dev/null
+echo '--- certificates'  # what the proxy's storage holds: each certificate's first (leaf) block
+if [ -n "$data" ]; then for f in "$data"/caddy/certificates/*/*/*.crt; do
+  [ -f "$f" ] && { echo "file ${f#"$data"/}"; sed -n '1,/-----END CERTIFICATE-----/p' "$f"; }
+done; fi
 echo '--- end'
 """
 
@@ -94,6 +101,7 @@ class Facts:
     images: dict[str, str] = field(default_factory=dict)  # name -> image id ("" when absent)
     networks: frozenset[str] = frozenset()
     proxy_ca: str = ""  # PEM root certificate of the TLS proxy's own authority, once it has one
+    certificates: tuple[tuple[str, str], ...] = ()  # in the proxy's storage: (path in its data volume, leaf PEM)
     firewall_tool: str = ""  # ufw | firewalld | "" (none installed)
     firewall_active: bool = False
     firewall_ports: tuple[int, ...] = ()  # the ports fleet opened last time (/etc/fleet/NAME/firewall)
@@ -167,6 +175,17 @@ def _pem(lines: list[str]) -> str:
     return text + "\n" if text.startswith("-----BEGIN CERTIFICATE-----") else ""
 
 
+def _certificates(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    """The certificates section: ``file PATH`` followed by that file's first PEM block."""
+    out: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("file "):
+            out.append((line[5:].strip(), []))
+        elif out:
+            out[-1][1].append(line)
+    return tuple((path, _pem(pem)) for path, pem in out if _pem(pem))
+
+
 def parse(text: str) -> Facts:
     """Turn the probe's output into Facts; raises ValueError if it was cut short."""
     s = sections(text)
@@ -213,6 +232,7 @@ def parse(text: str) -> Facts:
         images=images,
         networks=frozenset(networks),
         proxy_ca=_pem(s.get("proxy-ca", [])),
+        certificates=_certificates(s.get("certificates", [])),
         firewall_tool=one("firewall"),
         firewall_active="active" in s.get("firewall", []),
         firewall_ports=tuple(int(p) for p in one("firewall-ports").split() if p.isdigit()),

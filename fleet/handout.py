@@ -49,6 +49,7 @@ class Card:
     secret: str
     login_url: str
     container: str
+    trusted: bool = False  # its host's proxy serves a certificate a CA issued (browsers trust it): no note
 
     def export(self) -> dict[str, object]:
         """The columns of the csv and json formats (what a mail merge or an LMS import reads)."""
@@ -89,8 +90,9 @@ def qr_svg(data: str) -> str:
 
 
 def certificate_note_for(card: Card, configured: str | None) -> str | None:
-    """The "about the certificate" sentence for a card: only for https, the teacher's words if given."""
-    if not card.url.startswith("https://"):
+    """The "about the certificate" sentence for a card: only for https with the proxy's own certificate (a
+    trusted one needs none), the teacher's words if given."""
+    if not card.url.startswith("https://") or card.trusted:
         return None
     if configured is None:
         return SELF_SIGNED_NOTE

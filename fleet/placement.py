@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleet import proxy, roster
+from fleet import proxy, roster, ssh
 from fleet.errors import InputError
 from fleet.handout import Card
 from fleet.inventory import Host, Inventory
@@ -66,10 +66,19 @@ def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, 
         secret = secrets.get(host.id, {}).get(seat.container)
         if secret is None:
             continue
-        svc, name = seat.service, proxy.public_name(inventory, host)
+        site = state.site(host.id)
+        svc, name = seat.service, proxy.public_name(inventory, host, site.get("address") or offline_address(host))
         out.append(Card(
             student=students.get(roster.SeatKey(host.id, seat.container)), host=host.id, service=svc.name,
             kind=svc.kind, seat=seat.number, url=seat.url(name), user=svc.login_user,
             secret=secret, login_url=seat.url(name, secret), container=seat.container,
+            trusted=site.get("tls") == "acme",
         ))
     return out
+
+
+def offline_address(host: Host) -> str:
+    """Where students reach a host provision has not yet reached: the HostName ~/.ssh/config gives its address
+    (an IP address or a DNS name), else the address itself. Provision keeps the one it found in the state."""
+    hostname = ssh.config_hostname(host.address)
+    return hostname if proxy.is_ip(hostname) or "." in hostname else host.address

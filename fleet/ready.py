@@ -3,8 +3,11 @@
 One command per host, in the SSH session already open: a fixed POSIX sh
 script polls every seat of the host with curl through the host's TLS proxy
 (``--connect-to`` the loopback, so the request carries the public name and
-port a student types, and the certificate is checked against the proxy's own
-authority), every half second, until each seat is decided:
+port a student types, and the certificate is verified: against the proxy's
+own authority under ``internal``; under ``acme`` against the issuer chain the
+CA returned with the host's certificate, as Caddy stored it, so a seat counts
+only when it serves the CA's certificate for its name, unexpired), every half
+second, until each seat is decided:
 
 - ``ready``: it answered as its kind says (Jupyter: ``/api/status`` with its
   token gives 200; RStudio: the sign-in page; generic: ``health:`` or any
@@ -34,7 +37,9 @@ from fleet.inventory import Host, Inventory
 POLL = 0.5  # seconds between rounds
 WHY_GRACE = 60  # seconds for the last round and the logs after the longest ready_timeout
 
-# $1 "wait" or "once", $2 the proxy's data volume ("" when its authority is not the one to trust).
+# $1 "wait" or "once", $2 the proxy's data volume, $3 what to trust (fleet.proxy.trust: words "root=PATH" or
+# "chain=PATH", PATH inside the volume unless absolute; a chain's issuers are trusted, not its first certificate;
+# "" for the system's trust store).
 # stdin: blocks "seat N NAME EXPECT TIMEOUT RESTARTS" followed by that seat's curl config lines,
 # and lines "watch NAME RESTARTS" (the proxy: when it stops, no seat can answer).
 # Prints "ready NAME CODE SECONDS", "silent NAME CODE" or "stopped NAME STATE RESTARTS" per seat,
@@ -42,7 +47,7 @@ WHY_GRACE = 60  # seconds for the last round and the logs after the longest read
 # section per container that failed: "exit code|error|restarts" and its last log lines.
 SCRIPT = r"""
 set -u
-mode=$1 volume=$2
+mode=$1 volume=$2 trust=${3:-}
 umask 077
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
@@ -57,8 +62,8 @@ while IFS= read -r line; do
   esac
 done
 start=$(date +%s)
-root= trusted= ev= first=1
-[ -n "$volume" ] && root=$(timeout 20 docker volume inspect --format '{{.Mountpoint}}' "$volume" 2>/dev/null)/caddy/pki/authorities/local/root.crt
+mount= trusted= ev= first=1
+[ -n "$volume" ] && [ -n "$trust" ] && mount=$(timeout 20 docker volume inspect --format '{{.Mountpoint}}' "$volume" 2>/dev/null)
 if [ "$mode" = wait ]; then  # a container that dies from now on is named here at once: no polling of Docker
   set --
   for n in $(cut -d' ' -f2 "$d/pending") $(cut -d' ' -f1 "$d/watch"); do set -- "$@" --filter "container=$n"; done
@@ -69,9 +74,19 @@ fi
 : >> "$d/died"
 state() { grep "^/$1 " "$d/states" | head -n 1; }
 while [ -s "$d/pending" ]; do
-  if [ -n "$root" ] && [ -z "$trusted" ] && [ -s "$root" ]; then
-    for f in "$d"/*.cfg; do printf 'cacert = "%s"\n' "$root" >> "$f"; done
-    trusted=1
+  if [ -n "$trust" ] && [ -z "$trusted" ]; then  # once the proxy has them: its own root, or the CA's chain
+    : > "$d/ca.pem"; found=
+    for t in $trust; do
+      p=${t#*=}
+      case $p in /*) ;; *) [ -n "$mount" ] || continue; p=$mount/$p ;; esac
+      [ -s "$p" ] || continue
+      case $t in chain=*) awk '/-----BEGIN CERTIFICATE-----/ { n++ } n > 1' "$p" >> "$d/ca.pem" ;; *) cat "$p" >> "$d/ca.pem" ;; esac
+      case ${t#*=} in /*) ;; *) found=1 ;; esac
+    done
+    if [ -n "$found" ]; then
+      for f in "$d"/*.cfg; do printf 'cacert = "%s"\n' "$d/ca.pem" >> "$f"; done
+      trusted=1
+    fi
   fi
   if [ -n "$first" ]; then  # Docker's view once: what stopped or restarted before the events began shows here
     # shellcheck disable=SC2046 # one word per name
@@ -199,13 +214,15 @@ def stdin(checks: Iterable[Check], watch: Iterable[tuple[str, int]] = ()) -> byt
 
 
 def checks(inventory: Inventory, host: Host, wanted: Iterable[Wanted], secrets: dict[str, str],
-           restarts: dict[str, int] | None = None, *, timeout: int | None = None) -> list[Check]:
+           restarts: dict[str, int] | None = None, *, timeout: int | None = None,
+           address: str | None = None) -> list[Check]:
     """What to ask of each seat among ``wanted``: through the host's proxy by its public name when TLS is on.
 
     ``restarts``: Docker's restart count of containers this run did not replace
-    (a new container starts at 0); ``timeout`` overrides every seat's ready_timeout.
+    (a new container starts at 0); ``timeout`` overrides every seat's ready_timeout;
+    ``address``: where students reach the host (see fleet.proxy.public_name).
     """
-    name = proxy.public_name(inventory, host)
+    name = proxy.public_name(inventory, host, address)
     tls = inventory.model.tls.mode != "off"
     out = []
     for w in wanted:
@@ -223,13 +240,18 @@ def checks(inventory: Inventory, host: Host, wanted: Iterable[Wanted], secrets: 
     return out
 
 
+def trust(inventory: Inventory, cert: proxy.Certificate) -> str:
+    """What the seats' certificates are checked against: the proxy's own root, or the CA's chain (fleet.proxy.trust)."""
+    return " ".join(proxy.trust(cert, inventory.name, ca_root=bool(cert.ca_root)))
+
+
 def trust_volume(inventory: Inventory) -> str:
-    """The proxy's data volume when its own authority signs the seats' certificates, else ""."""
-    return proxy.data_volume(inventory.name) if inventory.model.tls.mode == "internal" else ""
+    """The proxy's data volume (where its certificates and its own authority's root are), "" without TLS."""
+    return proxy.data_volume(inventory.name) if inventory.model.tls.mode != "off" else ""
 
 
-def argv(*, wait: bool, volume: str = "") -> tuple[str, ...]:
-    return ("sh", "-c", SCRIPT, "sh", "wait" if wait else "once", volume)
+def argv(*, wait: bool, volume: str = "", trust: str = "") -> tuple[str, ...]:
+    return ("sh", "-c", SCRIPT, "sh", "wait" if wait else "once", volume, trust)
 
 
 def timeout_for(checks: Iterable[Check], *, wait: bool) -> int:

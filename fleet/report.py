@@ -41,6 +41,9 @@ class HostReport:
     round_trips: int = 0
     removed: list[str] = field(default_factory=list)
     usage: str = ""  # status only: load, memory and disk of the host
+    tls: str = ""  # plan: which certificate the host's proxy gets, from where (fleet.proxy.Certificate.describe)
+    certificate: str = ""  # status: the certificate the proxy serves, its issuer and end
+    notes: list[str] = field(default_factory=list)  # one line each the teacher must read (a TLS fallback, a warning)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -62,7 +65,9 @@ def seats_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
             rows.append([o.item.id, s.container, s.url or "-", s.state + (f" ({s.restarts} restarts)" if s.restarts else "")])
         if not o.value.seats:
             rows.append([o.item.id, "-", "-", "no seats"])
-    return table(["HOST", "SEAT", "URL", "STATE"], rows)
+    text = table(["HOST", "SEAT", "URL", "STATE"], rows)
+    said = notes(outcomes)
+    return text + ("\n\n" + said if said else "")
 
 
 def status_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
@@ -77,7 +82,15 @@ def status_table(outcomes: list[Outcome[Host, HostReport]]) -> str:
             state = s.state + (f" ({s.restarts} restarts)" if s.restarts else "")
             rows.append([o.item.id, s.container, state, s.health or "-", s.cpu or "-", s.memory or "-", s.url or "-"])
         hosts.append(f"{o.item.id}: {o.value.usage}")
+        if o.value.certificate:
+            hosts.append(f"{o.item.id}: {o.value.certificate}")
+        hosts += [f"{o.item.id}: {note}" for note in o.value.notes]
     return table(["HOST", "SEAT", "STATE", "HEALTH", "CPU", "MEMORY", "URL"], rows) + "\n\n" + "\n".join(hosts)
+
+
+def notes(outcomes: list[Outcome[Host, HostReport]]) -> str:
+    """The lines a run has for the teacher besides the table (a TLS fallback, with its reason), one per host."""
+    return "\n".join(f"{o.item.id}: {note}" for o in outcomes if o.ok for note in o.value.notes)
 
 
 def summary(outcomes: list[Outcome[Host, HostReport]], seconds: float, verb: str = "converged") -> str:
@@ -104,6 +117,8 @@ def plan_data(outcomes: list[Outcome[Host, HostReport]]) -> list[dict]:
         if o.ok:
             entry.update(os=o.value.os, docker=o.value.docker or None,
                          steps=[s.describe() for s in o.value.steps])
+            if o.value.tls:
+                entry["https"] = o.value.tls
         else:
             entry["error"] = o.error
         out.append(entry)
@@ -119,6 +134,8 @@ def plan_text(outcomes: list[Outcome[Host, HostReport]]) -> str:
             f"FAILED: {entry['error']}" if "error" in entry
             else f"{entry['os']}, {entry['docker']}: "
                  + (f"{len(entry['steps'])} steps" if entry["steps"] else "nothing to do")))
+        if entry.get("https"):
+            lines.append(f"  HTTPS: {entry['https']}")
         for step in entry.get("steps", []):
             lines.append(f"  - {step['do']}")
             if "run" in step:

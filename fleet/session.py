@@ -6,14 +6,19 @@ backend works through a Session; it sits below them and above the edges
 """
 from __future__ import annotations
 
+import os
 import resource
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from fleet import facts as facts_mod
-from fleet.errors import HostError
+from fleet import proxy
+from fleet import ssh as ssh_mod
+from fleet.errors import HostError, InputError
 from fleet.facts import Facts
-from fleet.inventory import Host, Inventory
+from fleet.inventory import Host, Inventory, line_of
+from fleet.inventory.tls import ca_root_path, eab_mac_key
 from fleet.runner import Outcome, fan_out
 from fleet.seats import network_name
 from fleet.servers import records
@@ -36,6 +41,9 @@ class Session:
         self.progress = progress or (lambda line: None)
         self.unusable: set[str] = set()  # rented servers' addresses this run found unusable and left alone
         self.opened: list[Remote] = []  # every connection of this command, for its counts (stats())
+        self.reached: dict[str, tuple[str, str | None]] = {}  # host id → where students reach it (reach())
+        self._tls_material: tuple[str, bytes] | None = None
+        self._tls_lock = threading.Lock()
 
     @property
     def hosts(self) -> tuple[Host, ...]:
@@ -55,6 +63,49 @@ class Session:
             self.opened.append(remote)
         self._save_pins()
         return remote
+
+    def reach(self, host: Host, remote: Remote) -> tuple[str, str | None]:
+        """Where students reach ``host`` (fleet.proxy.reach), as its open connection found it; kept for this command."""
+        found = proxy.reach(host, remote.hostname, remote.peer, ssh_mod.resolve)
+        with self._tls_lock:
+            self.reached[host.id] = found
+        return found
+
+    def tls_material(self) -> tuple[str, bytes]:
+        """(the EAB MAC key from its environment variable, tls.ca_root's PEM), read once per command.
+
+        InputError (exit 2, nothing touched when asked before the hosts are) when
+        the variable is not set or the file cannot be read; the key is never quoted.
+        """
+        with self._tls_lock:
+            if self._tls_material is None:
+                inv, tls = self.inventory, self.inventory.model.tls
+                mac = eab_mac_key(tls, os.environ, file=str(inv.path), line=line_of(inv, "tls", "eab", "mac_key_env"))
+                root = b""
+                if tls.ca_root:
+                    try:
+                        root = ca_root_path(tls, inv.path).read_bytes()
+                    except OSError as e:
+                        raise InputError(f"cannot read {tls.ca_root!r}: {e.strerror or e}", file=str(inv.path),
+                                         line=line_of(inv, "tls", "ca_root"), field="tls.ca_root") from None
+                self._tls_material = (mac, root)
+            return self._tls_material
+
+    def certificate(self, host: Host, remote: Remote, *, material: bool = True) -> proxy.Certificate:
+        """Where ``host``'s certificate comes from this command (fleet.proxy.certificate), with where students reach it.
+
+        ``material``: with the EAB key and the CA's root the proxy's files carry
+        (a command that writes no proxy, like status, needs neither).
+        """
+        address, ip = self.reach(host, remote)
+        mac, root = self.tls_material() if material else ("", b"")
+        return proxy.certificate(self.inventory, host, address, ip, eab_mac=mac, ca_root=root)
+
+    def address(self, host: Host) -> str | None:
+        """Where students reach ``host``: as this command's connection found it, else as the state keeps it."""
+        with self._tls_lock:
+            found = self.reached.get(host.id)
+        return found[0] if found else (self.state.site(host.id).get("address") or None)
 
     def stats(self) -> dict:
         """SSH connections, round trips and image bytes sent from this computer, per host."""

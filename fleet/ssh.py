@@ -152,6 +152,7 @@ class Remote:
         self.round_trips = 0
         self.pushed_bytes = 0  # image bytes sent from this computer (push_image)
         self._sock: socket.socket | None = None
+        self.peer: str | None = None  # the IP address the connection reached (None through a ProxyJump/ProxyCommand)
         self._lost = 0.0  # seconds without an answer when a watch gave the connection up
         self._count = threading.Lock()
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
@@ -214,6 +215,8 @@ class Remote:
                 watchdog.daemon = True
                 watchdog.start()
             c.open()
+            if self._sock is not None:
+                self.peer = self._sock.getpeername()[0]
         except HostError:
             raise
         except paramiko.BadHostKeyException as e:
@@ -264,6 +267,11 @@ class Remote:
             if STOP.aborted.is_set():
                 raise Interrupted(f"interrupted ({STOP.signal}) while connecting") from None
             raise HostError(f"cannot connect to {h.address} port {port}: {e.strerror or e}") from None
+
+    @property
+    def hostname(self) -> str:
+        """The host name the SSH client used: the HostName ~/.ssh/config gives the inventory's address, or that address."""
+        return self.conn.host
 
     def close(self) -> None:
         STOP.unregister(self._stop_key)
@@ -630,3 +638,27 @@ def local_image_size(image: str) -> int:
 
 def default_known_hosts() -> Path:
     return Path.home() / ".ssh" / "known_hosts"
+
+
+def resolve(name: str, timeout: float = 5.0) -> list[str]:
+    """The IP addresses ``name`` resolves to on this computer, [] when it does not within ``timeout`` seconds."""
+    result: list[str] = []
+
+    def ask() -> None:
+        try:
+            result.extend(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)))
+        except (OSError, UnicodeError):
+            pass
+
+    worker = threading.Thread(target=ask, daemon=True)  # getaddrinfo has no timeout of its own
+    worker.start()
+    worker.join(timeout)
+    return list(result) if not worker.is_alive() else []
+
+
+def config_hostname(address: str) -> str:
+    """The HostName the SSH configuration (~/.ssh/config, /etc/ssh/ssh_config) gives ``address``, or ``address``."""
+    try:
+        return str(Config().base_ssh_config.lookup(address).get("hostname") or address)
+    except Exception:  # noqa: BLE001 - a broken ssh config is the SSH connection's to report, not this lookup's
+        return address

@@ -102,6 +102,7 @@ class State:
             self.data["secrets"].pop(host_id, None)
             self.data.get("reissued", {}).pop(host_id, None)
             self.data.get("proxy_ca", {}).pop(host_id, None)
+            self.data.get("sites", {}).pop(host_id, None)
 
     def set_proxy_ca(self, host_id: str, pem: str) -> None:
         """Keep the root certificate of a host's TLS proxy, for the handout (public, not a secret)."""
@@ -110,6 +111,22 @@ class State:
             if cas.get(host_id) != pem:
                 cas[host_id] = pem
                 self.save()
+
+    def set_site(self, host_id: str, address: str, tls: str, ca: str = "") -> None:
+        """Keep where students reach a host (the address on its cards) and how its proxy's certificate came
+        this run (acme: from the CA ``ca``, trusted; internal: the proxy's own; off), for the handout."""
+        with self.lock:
+            record = {"address": address, "tls": tls, **({"ca": ca} if ca else {})}
+            sites = self.data.setdefault("sites", {})
+            if sites.get(host_id) != record:
+                sites[host_id] = record
+                self.save()
+
+    def site(self, host_id: str) -> dict[str, str]:
+        """What :meth:`set_site` kept for the host ({} before its first provision)."""
+        with self.lock:
+            record = self.data.get("sites", {}).get(host_id)
+            return dict(record) if isinstance(record, dict) else {}
 
     def save(self) -> None:
         if self.read_only:

@@ -80,8 +80,9 @@ services:
     cpus: 1
     env: {{TZ: Europe/Amsterdam}}
     push: true                 # the image is built on this computer; send it over SSH
-tls: internal                  # HTTPS through one Caddy proxy per host, certificates from its own authority
-proxy: {{image: fleet-caddy:test, push: true}}   # Caddy built from Debian's package (no registry here)
+# tls: auto, the default: HTTPS through one Caddy proxy per host; these private addresses get certificates
+# from the proxy's own authority (a public one would get Let's Encrypt's)
+proxy: {{image: fleet-caddy:test, push: true}}   # the official Caddy binary of caddy:2.11.7 (no registry here)
 """
 
 

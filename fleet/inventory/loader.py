@@ -37,6 +37,7 @@ from fleet.inventory.hosts import resolve_hosts
 from fleet.inventory.model import Inventory, InventoryModel
 from fleet.inventory.services import check_ports
 from fleet.inventory.students import load_roster
+from fleet.inventory.tls import check_ca_root
 
 MAX_FILE_BYTES = 1_000_000
 YAML11_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
@@ -90,6 +91,10 @@ def _load(path: Path) -> Inventory:
         check_droplet_key(model.digitalocean, path, lines)
     except InputError as e:
         problems.error(e)
+    try:
+        check_ca_root(model.tls, path, lines)
+    except InputError as e:
+        problems.error(e)
     _check_publish(model, problems)
     inv = Inventory(path=path, model=model, hosts=hosts, defaults=defaults)
     roster = None
@@ -119,7 +124,7 @@ def _check_sections(data: dict, path: Path, problems: Problems) -> None:
         except ValidationError:
             return None
 
-    ssh, hosts, services, tls = valid("ssh", {}), valid("hosts", []), valid("services", None), valid("tls", "internal")
+    ssh, hosts, services, tls = valid("ssh", {}), valid("hosts", []), valid("services", None), valid("tls", "auto")
     if ssh is None or hosts is None:
         return
     resolve_hosts(hosts, ssh, path, problems)

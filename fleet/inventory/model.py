@@ -40,6 +40,7 @@ class Timeouts(Model):
     cloud_init: int = Field(600, ge=0, le=7200)
     push: int = Field(1800, ge=10, le=7200)
     droplet: int = Field(600, ge=10, le=7200)  # a new droplet: active, public IPv4 and SSH; teardown: all gone
+    certificate: int = Field(120, ge=5, le=3600)  # an ACME CA's answer to an order (then: auto falls back, acme fails)
 
 
 class HandoutSettings(Model):
@@ -94,11 +95,12 @@ class InventoryModel(Model):
 
     def reserved_ports(self) -> dict[int, str]:
         """Host ports no seat may take, and what holds each: SSH on every host (22 on droplets), and
-        port 80 when Let's Encrypt must reach it."""
+        ports 80 and 443 when an ACME CA may validate there (tls: auto, acme, sslip)."""
         ssh_ports = {self.ssh.port} | {h.port for h in self.hosts if h.port} | ({22} if self.digitalocean else set())
         reserved = {port: "the SSH port" for port in ssh_ports}
-        if self.tls.mode in ("sslip", "acme"):
-            reserved[80] = "port 80, which Let's Encrypt needs for its HTTP challenge"
+        if self.tls.mode in ("sslip", "acme", "auto"):
+            reserved[80] = "port 80, which the ACME CA (Let's Encrypt) needs for its HTTP challenge"
+            reserved[443] = "port 443, which the ACME CA (Let's Encrypt) needs for its TLS-ALPN challenge"
         return reserved
 
 

@@ -26,7 +26,7 @@ def load(tmp_path: Path, extra: str = "") -> inventory.Inventory:
 
 def test_internal_caddyfile(tmp_path):
     inv = load(tmp_path)
-    text = proxy.caddyfile(inv, inv.hosts[0], seats.expand(inv))
+    text = proxy.caddyfile(inv, inv.hosts[0], proxy.seat_sites(seats.expand(inv)))
     assert text == """\
 # Written by fleet for fleet 'stats101' on 192.0.2.10; replaced on every change.
 {
@@ -56,10 +56,10 @@ def test_acme_names_and_email(tmp_path):
     assert inv.model.tls.mode == "acme"
     assert [proxy.public_name(inv, h) for h in inv.hosts] == [
         "host01.lab.example.org", "lab7.example.org", "host03.lab.example.org"]
-    text = proxy.caddyfile(inv, inv.hosts[1], seats.expand(inv))
+    text = proxy.caddyfile(inv, inv.hosts[1], proxy.seat_sites(seats.expand(inv)))
     assert "\temail teacher@example.org\n" in text and "local_certs" not in text
     assert "https://lab7.example.org:8001 {" in text
-    assert proxy.needs_port_80(inv)
+    assert proxy.certificate(inv, inv.hosts[1]).ports == (80, 443)
 
 
 def test_sslip_needs_a_public_ipv4(tmp_path):
@@ -80,12 +80,12 @@ def test_tls_shorthands(tmp_path, written, mode):
 def test_acme_reserves_port_80(tmp_path):
     p = tmp_path / "lab.yml"
     p.write_text(BASE.replace("publish: 8700", "publish: 80") + "tls: {domain: lab.example.org}\n")
-    with pytest.raises(InputError, match="port 80, which Let's Encrypt needs"):
+    with pytest.raises(InputError, match=r"port 80, which the ACME CA \(Let's Encrypt\) needs"):
         inventory.load(p)
 
 
 def test_bad_tls_values(tmp_path):
-    with pytest.raises(InputError, match="'letsencrypt' is not valid: use 'internal', 'sslip', 'acme' or 'off'"):
+    with pytest.raises(InputError, match="'letsencrypt' is not valid: use 'auto', 'acme', 'internal', 'sslip' or 'off'"):
         load(tmp_path, "tls: letsencrypt\n")
     with pytest.raises(InputError, match="not an e-mail address"):
         load(tmp_path, "tls: {domain: lab.example.org, email: nope}\n")

@@ -66,8 +66,8 @@ def test_the_secret_travels_only_in_the_curl_config_on_stdin(tmp_path):
     text = ready.stdin(c.values(), [("lab-proxy", 2)]).decode()
     assert text.startswith("seat 1 lab-nb-1 token 120 0\n")
     assert text.endswith("watch lab-proxy 2\n")
-    argv = ready.argv(wait=True, volume="lab-proxy-data")
-    assert argv[:2] == ("sh", "-c") and argv[3:] == ("sh", "wait", "lab-proxy-data")
+    argv = ready.argv(wait=True, volume="lab-proxy-data", trust="root=caddy/pki/authorities/local/root.crt")
+    assert argv[:2] == ("sh", "-c") and argv[3:] == ("sh", "wait", "lab-proxy-data", "root=caddy/pki/authorities/local/root.crt")
     assert not any(s in " ".join(argv) for s in SECRETS.values())
 
 

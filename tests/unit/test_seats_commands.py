@@ -64,7 +64,7 @@ def test_without_tls_seats_publish_their_own_port(inv_off):
 def test_with_tls_the_proxy_alone_publishes_every_seat_port(inv):
     ws = desired.for_host(inv, inv.hosts[0], SECRETS)
     proxy = ws[-1]
-    assert proxy.name == "stats101-proxy" and proxy.seat is None and proxy.image == "caddy:2"
+    assert proxy.name == "stats101-proxy" and proxy.seat is None and proxy.image == "caddy:2.11.7"
     assert proxy.host_ports == (8000, 8001, 8700)
     argv = proxy.run
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--publish"] == ["8000:8000", "8001:8001", "8700:8700"]
