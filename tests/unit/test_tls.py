@@ -6,6 +6,7 @@ tests/integration/test_acme.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fleet import certs, desired, handout, inventory, proxy, ready, seats
+from fleet import certs, desired, facts, firewall, handout, inventory, proxy, ready, seats
 from fleet.errors import InputError
 from fleet.inventory import Host
 from fleet.inventory.tls import CADDY_VERSION, LETS_ENCRYPT, eab_mac_key
@@ -179,6 +180,24 @@ def test_an_internal_host_publishes_no_80_or_443_and_the_order_only_proxy_nothin
     assert "--network" not in order.run and order.files[0].path == "/etc/fleet/lab/acme-order.Caddyfile"
     assert order.files[0].content == proxy.caddyfile(inv, inv.hosts[2], proxy.seat_sites(seats.expand(inv)),
                                                      cert).encode()
+
+
+def test_the_firewall_opens_80_and_443_only_while_acme_needs_them(tmp_path):
+    inv = load(tmp_path, f"tls: {{ca: {PEBBLE}}}\nfirewall: true\n")
+    host, secrets = inv.hosts[2], {"lab-nb-1": "a", "lab-nb-2": "b"}
+    probe = facts.parse((Path(__file__).parent / "probe" / "debian12-docker-two-seats.txt").read_text())
+    probe = dataclasses.replace(probe, firewall_tool="ufw", firewall_active=True, firewall_ports=(8000, 8001))
+
+    def opened(cert: proxy.Certificate, f: facts.Facts) -> list:
+        ports = [p for w in desired.for_host(inv, host, secrets, cert) for p in w.host_ports]
+        return [s.argv[4:] for s in firewall.steps(inv, f, ports, 22) if s.title.startswith("firewall")]
+
+    acme = proxy.certificate(inv, host)
+    assert opened(acme, probe) == [("lab", "22", "8000 8001", "80", "443", "8000", "8001")]
+    after = dataclasses.replace(probe, firewall_ports=(80, 443, 8000, 8001))
+    assert opened(acme, after) == []
+    # fallen back (or tls: internal): 80 and 443 are closed again, the seat ports stay
+    assert opened(proxy.Certificate("internal", PRIVATE), after) == [("lab", "22", "80 443 8000 8001", "8000", "8001")]
 
 
 def test_the_default_proxy_is_the_pinned_caddy_the_tests_build():
