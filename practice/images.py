@@ -40,6 +40,7 @@ BASE_IMAGE = "debian:bookworm"
 TESTHOST_IMAGE = "fleet-testhost:debian12"
 JUPYTER_IMAGE = "fleet-jupyter:test"
 CADDY_IMAGE = "fleet-caddy:test"
+SEAT_IMAGE = "fleet-seat:test"
 
 # What the Jupyter image installs; build/wheels must hold a wheel for each.
 JUPYTER_PACKAGES = ("jupyter_server", "ipykernel", "terminado")
@@ -186,6 +187,12 @@ def ensure_caddy_image() -> str:
     ensure_base_image()
     binary = ensure_caddy_binary()
     return _build(CADDY_IMAGE, binary.parent, TESTHOST_DIR.parent / "caddy" / "Dockerfile")
+
+
+def ensure_seat_image() -> str:
+    """Build ``fleet-seat:test``: a 2 MB static HTTP server (busybox) for tests about the proxy, not the seat."""
+    ensure_base_image()
+    return _build(SEAT_IMAGE, TESTHOST_DIR.parent / "seat")
 
 
 def _have_wheels(directory: Path) -> bool:
