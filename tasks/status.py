@@ -30,6 +30,7 @@ def status(c, hosts, json_=False, watch=0):
             print(json.dumps([
                 {"host": o.item.id, "error": o.error} if not o.ok else
                 {"host": o.item.id, "os": o.value.os, "docker": o.value.docker, "usage": o.value.usage,
+                 "certificate": o.value.certificate, "notes": o.value.notes,
                  "seats": [dataclasses.asdict(x) for x in o.value.seats]}
                 for o in outcomes], indent=2))
         else:

@@ -233,6 +233,12 @@ def test_acme_gives_every_seat_a_certificate_for_its_address_and_a_blocked_host_
             with urllib.request.urlopen(f"https://{host.address}:{port}/", timeout=10, context=context) as r:
                 assert r.status == 200 and r.read() == b"ok\n"  # the seat itself, through the proxy
     print(f"provision to verified certificates: {time.monotonic() - started:.1f} s")
+    for name in ("lab-a", "b"):  # how long the order itself took: the proxy's start to the CA's certificate
+        log = [json.loads(line) for line in ssh(hosts[name], key, "docker logs acme-proxy 2>&1").splitlines()
+               if line.startswith("{")]
+        begun = next(e["ts"] for e in log if e.get("msg") == "serving initial configuration")
+        issued = next(e["ts"] for e in log if e.get("msg") == "certificate obtained successfully")
+        print(f"{name}: certificate issued {issued - begun:.2f} s after its proxy started")
     assert pebble.issued() == 2
     # ports 80 and 443 belong to the proxy only while it orders and renews; port 80 answers challenges only
     (proxy,) = json.loads(ssh(hosts["b"], key, "docker inspect acme-proxy"))
@@ -295,11 +301,14 @@ def test_auto_falls_back_to_the_proxys_own_certificate_where_the_ca_cannot_reach
 def test_status_shows_each_hosts_certificate(fleet):
     out = run(fleet, "status", "--hosts", str(fleet["auto"]))
     assert out.returncode == 0, out.stdout + out.stderr
-    a, c = fleet["hosts"]["lab-a"].address, fleet["hosts"]["c"].address
+    a, b, c = (h.address for h in fleet["hosts"].values())
     assert f"lab-a: CA certificate for {a}: Pebble Intermediate CA" in out.stdout
     assert f"{c}: own certificate for {c}: Caddy Local Authority" in out.stdout
     assert "WARNING" not in out.stdout  # Pebble's certificates last years here
     assert out.stdout.count("up (200)") == 6
+    data = json.loads(run(fleet, "status", "--hosts", str(fleet["auto"]), "--json").stdout)
+    assert [h["certificate"].split(":")[0] for h in data] == [
+        f"CA certificate for {a}", f"CA certificate for {b}", f"own certificate for {c}"]
 
 
 def test_cards_carry_the_real_address_and_a_note_only_where_browsers_warn(fleet):

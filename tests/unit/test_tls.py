@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -180,6 +182,38 @@ def test_an_internal_host_publishes_no_80_or_443_and_the_order_only_proxy_nothin
     assert "--network" not in order.run and order.files[0].path == "/etc/fleet/lab/acme-order.Caddyfile"
     assert order.files[0].content == proxy.caddyfile(inv, inv.hosts[2], proxy.seat_sites(seats.expand(inv)),
                                                      cert).encode()
+
+
+CADDY = Path(__file__).resolve().parents[2] / "build" / "caddy" / "caddy"  # practice.images.ensure_caddy_binary()
+
+
+@pytest.mark.skipif(not CADDY.is_file(), reason="the Caddy binary is fetched with the test images (make images)")
+@pytest.mark.parametrize("tls,host,issuer", [
+    ("", 0, {"ca": LETS_ENCRYPT, "profile": "shortlived"}),  # auto, public IPv4
+    ("", 1, {"ca": LETS_ENCRYPT, "profile": "shortlived"}),  # auto, public IPv6
+    ("", 2, None),  # auto, private: the proxy's own authority
+    (f"tls: {{mode: acme, ca: {PEBBLE}, eab: {{key_id: kid-1, mac_key_env: M}}}}\n", 2,
+     {"ca": PEBBLE, "external_account": {"key_id": "kid-1", "mac_key": "bWFj"}}),
+])
+def test_caddy_itself_reads_each_caddyfile_as_meant(tmp_path, tls, host, issuer):
+    """The pinned Caddy adapts the Caddyfile: one automation policy for the host's address, with the issuer meant."""
+    inv = load(tmp_path, tls)
+    cert = proxy.certificate(inv, inv.hosts[host], eab_mac="bWFj")
+    path = tmp_path / "Caddyfile"
+    path.write_text(caddyfile(inv, inv.hosts[host], cert))
+    out = subprocess.run([str(CADDY), "adapt", "--config", str(path), "--adapter", "caddyfile"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    config = json.loads(out.stdout)
+    policies = config["apps"].get("tls", {}).get("automation", {}).get("policies", [])
+    if issuer is None:
+        assert [i["module"] for p in policies for i in p["issuers"]] == ["internal"]
+        return
+    (policy,) = policies
+    assert policy["subjects"] == [cert.name]
+    (got,) = policy["issuers"]
+    assert {k: got.get(k) for k in issuer} == issuer and got["module"] == "acme"
+    assert ("profile" in got) is ("profile" in issuer)
 
 
 def test_the_firewall_opens_80_and_443_only_while_acme_needs_them(tmp_path):
