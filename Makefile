@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv engine images demo demo-down test unit lint clean bench
+.PHONY: venv engine images demo demo-hub demo-down test unit lint clean bench
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
@@ -29,9 +29,22 @@ demo: images
 	$(BIN)/fab handout --hosts .demo/lab.yml
 	@echo "Practice fleet is up. Remove it with: make demo-down"
 
+# mode: hub: 3 practice hosts, the swarm, JupyterHub behind HTTPS, 4 practice students
+demo-hub: images
+	$(BIN)/python -m practice hub-images
+	$(BIN)/python -m practice up --count 3 --label demo-hub --dir .demo-hub
+	rm -rf .demo-hub/.fleet
+	$(BIN)/python -m practice inventory --hub --label demo-hub --dir .demo-hub > .demo-hub/lab.yml
+	$(BIN)/fab provision --hosts .demo-hub/lab.yml
+	$(BIN)/fab handout --hosts .demo-hub/lab.yml
+	@echo "The class address is on every card above. Remove it with: make demo-down"
+	@echo "fab handout --hosts .demo-hub/lab.yml"
+
 demo-down: venv
-	-$(BIN)/fab teardown --hosts .demo/lab.yml --yes
+	-[ ! -f .demo/lab.yml ] || $(BIN)/fab teardown --hosts .demo/lab.yml --yes
+	-[ ! -f .demo-hub/lab.yml ] || $(BIN)/fab teardown --hosts .demo-hub/lab.yml --yes
 	$(BIN)/python -m practice down --label demo
+	$(BIN)/python -m practice down --label demo-hub
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,4 +62,4 @@ test: images lint
 	$(BIN)/python -m pytest -q tests
 
 clean: demo-down
-	rm -rf $(VENV) build .demo
+	rm -rf $(VENV) build .demo .demo-hub

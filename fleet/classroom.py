@@ -117,8 +117,21 @@ class Copied:
     skipped: list[str] = field(default_factory=list)  # files left out (too large) or kept (the student's own)
 
 
-def _each_seat(session: Session, act: Callable[[Remote, Host, Seat], Copied]) -> list[Outcome[Host, list[Copied]]]:
-    """Run ``act`` for every seat, host by host over one connection each, hosts in parallel."""
+@dataclass(frozen=True)
+class Place:
+    """Where one student's files are: a seat's work folder, or (mode: hub) their volume on a node."""
+
+    name: str  # what the table calls it: the seat's container, or the student's login
+    folder: str  # collect's sub-folder: the student's name, else HOST-SEAT or the login
+    work_dir: str
+    argv: Callable[..., tuple[str, ...]]  # (*command, stdin=False) → the argv running it there as the files' owner
+
+
+def _each_place(session: Session, act: Callable[[Remote, Host, Place], Copied]) -> list[Outcome[Host, list[Copied]]]:
+    """Run ``act`` for every student's files, host by host over one connection each, hosts in parallel."""
+    if session.inventory.model.mode == "hub":
+        return _each_volume(session, act)
+    placed = students(session)
     seats = [s for s in seat_order(session)]
 
     def work(host: Host) -> list[Copied]:
@@ -126,7 +139,38 @@ def _each_seat(session: Session, act: Callable[[Remote, Host, Seat], Copied]) ->
         with session.connect(host) as remote:
             for h, seat in seats:
                 if h == host and seat.service.work_dir:
-                    out.append(act(remote, host, seat))
+                    place = Place(seat.container, label(host, seat, placed), seat.service.work_dir,
+                                  lambda *argv, stdin=False, seat=seat: exec_argv(seat, *argv, stdin=stdin))
+                    out.append(act(remote, host, place))
+        return out
+
+    return session.fan_out(work)  # type: ignore[arg-type]
+
+
+# The students' volumes on a node (the hub's spawner labels them with the fleet and the login).
+VOLUMES = 'docker volume ls --filter "label=fleet.name=$1" --format \'{{.Name}} {{.Label "fleet.hub.user"}}\''
+
+
+def _each_volume(session: Session, act: Callable[[Remote, Host, Place], Copied]) -> list[Outcome[Host, list[Copied]]]:
+    """mode: hub: every student's volume, on whichever node holds it, through a throw-away container of the
+    students' image (on every node) running as jovyan (uid 1000), the volume at the server's home."""
+    inv = session.inventory
+    image, home = inv.services[0].image, inv.services[0].work_dir or "/home/jovyan"
+    names = {login: name for name, login in session.state.data.get("hub", {}).get("logins", {}).items()}
+
+    def work(host: Host) -> list[Copied]:
+        out = []
+        with session.connect(host) as remote:
+            listed = remote.run(("sh", "-c", VOLUMES, "sh", inv.name), timeout=inv.timeouts.command,
+                                title="list the students' volumes").stdout
+            for line in listed.splitlines():
+                volume, _, login = line.strip().partition(" ")
+                if not volume or not login:
+                    continue
+                place = Place(login, names.get(login, login), home,
+                              lambda *argv, stdin=False, v=volume: commands.run_once(image, v, home, *argv, user="1000",
+                                                                                    stdin=stdin))
+                out.append(act(remote, host, place))
         return out
 
     return session.fan_out(work)  # type: ignore[arg-type]
@@ -145,19 +189,20 @@ def kept_files(output: str, names: list[str]) -> list[str]:
 
 
 def distribute(session: Session, src: Path, *, force: bool) -> list[Outcome[Host, list[Copied]]]:
-    """Copy ``src`` into every seat's work folder, owned by the seat's user; keep students' files unless ``force``."""
+    """Copy ``src`` into every seat's work folder (mode: hub: every student's volume that exists), owned by the
+    files' user; keep students' files unless ``force``."""
     data = pack(src)
     names = [m.name for m in tarfile.open(fileobj=io.BytesIO(data)).getmembers() if m.isfile()]
     timeout = session.inventory.timeouts.command
 
-    def act(remote: Remote, host: Host, seat: Seat) -> Copied:
+    def act(remote: Remote, host: Host, place: Place) -> Copied:
         script = UNPACK_FORCE if force else UNPACK_KEEP
-        result = remote.run(exec_argv(seat, "sh", "-c", script, "sh", seat.service.work_dir, stdin=True),
-                            timeout=timeout, stdin=data, title=f"copy into {seat.container}")
+        result = remote.run(place.argv("sh", "-c", script, "sh", place.work_dir, stdin=True),
+                            timeout=timeout, stdin=data, title=f"copy into {place.name}")
         kept = kept_files(result.stdout + "\n" + result.stderr, names)
-        return Copied(seat.container, len(names) - len(kept), 0, kept)
+        return Copied(place.name, len(names) - len(kept), 0, kept)
 
-    return _each_seat(session, act)
+    return _each_place(session, act)
 
 
 # $1 work dir, $2 largest file in KiB (as find rounds: up): lists the files too large on stderr,
@@ -184,19 +229,19 @@ def extract(data: bytes, dest: Path) -> tuple[int, int]:
 
 
 def collect(session: Session, dest: Path, *, max_bytes: int) -> list[Outcome[Host, list[Copied]]]:
-    """Bring every seat's work folder back into DEST/STUDENT-or-HOST-SEAT/, skipping files over ``max_bytes``."""
-    placed = students(session)
+    """Bring every seat's work folder (mode: hub: every student's volume) back into DEST/STUDENT-or-HOST-SEAT/,
+    skipping files over ``max_bytes``."""
     kib = max(1, max_bytes // 1024)
     timeout = session.inventory.timeouts.push
 
-    def act(remote: Remote, host: Host, seat: Seat) -> Copied:
-        result = remote.run(exec_argv(seat, "sh", "-c", PACK_WORK, "sh", seat.service.work_dir, str(kib)),
-                            timeout=timeout, title=f"pack the work of {seat.container}")
-        files, size = extract(result.raw, dest / label(host, seat, placed))
+    def act(remote: Remote, host: Host, place: Place) -> Copied:
+        result = remote.run(place.argv("sh", "-c", PACK_WORK, "sh", place.work_dir, str(kib)),
+                            timeout=timeout, title=f"pack the work of {place.name}")
+        files, size = extract(result.raw, dest / place.folder)
         skipped = [line.removeprefix("too large: ./") for line in result.stderr.splitlines() if line.startswith("too large")]
-        return Copied(seat.container, files, size, skipped)
+        return Copied(place.name, files, size, skipped)
 
-    return _each_seat(session, act)
+    return _each_place(session, act)
 
 
 # --- logs --------------------------------------------------------------------------

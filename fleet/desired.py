@@ -33,11 +33,11 @@ class Wanted:
 
 
 def wanted(name: str, image: str, labels: dict[str, str], args: list[str], files: list[Upload], *,
-           push: bool, host_ports: tuple[int, ...], seat: Seat | None = None) -> Wanted:
-    digest = hashlib.sha256(json.dumps(
-        [image, labels, args, [(f.path, f.mode, hashlib.sha256(f.content).hexdigest()) for f in files]]).encode())
+           push: bool, host_ports: tuple[int, ...], seat: Seat | None = None, command: tuple[str, ...] = ()) -> Wanted:
+    shape = [image, labels, args, [(f.path, f.mode, hashlib.sha256(f.content).hexdigest()) for f in files]]
+    digest = hashlib.sha256(json.dumps(shape + ([list(command)] if command else [])).encode())
     spec = digest.hexdigest()[:16]
-    run = commands.docker_run(name, image, {**labels, "fleet.spec": spec}, args)
+    run = commands.docker_run(name, image, {**labels, "fleet.spec": spec}, args, command)
     return Wanted(name, image, run, tuple(files), spec, push, host_ports, seat)
 
 

@@ -42,7 +42,7 @@ class Card:
     student: str | None
     host: str
     service: str
-    kind: str  # jupyter | rstudio | generic: names the secret (token or password) on the card
+    kind: str  # jupyter | rstudio | generic | hub: names the secret (token or password) on the card
     seat: int
     url: str
     user: str
@@ -106,7 +106,7 @@ def _secret_html(secret: str) -> str:
 
 def card_html(card: Card, certificate_note: str | None) -> str:
     """One card: who, where, how to log in, and the QR code of the login link."""
-    secret_name = KINDS[card.kind].secret_word
+    secret_name = KINDS[card.kind].secret_word if card.kind in KINDS else "Password"  # "hub": a password
     if card.login_url != card.url:
         how = "Scan the code, or open the address and enter the token."
     else:

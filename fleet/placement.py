@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from fleet import proxy, roster, ssh
 from fleet.errors import InputError
 from fleet.handout import Card
+from fleet.hub.plan import manager_of
 from fleet.inventory import Host, Inventory
 from fleet.seats import Seat, expand, new_secret
 from fleet.servers import records
@@ -38,7 +39,7 @@ def assign_students(inventory: Inventory, state: State, *, release: bool = False
     working. Only provision may release, because only it brings the hosts in
     line with the state straight away.
     """
-    if inventory.roster is None:
+    if inventory.roster is None or inventory.model.mode == "hub":  # the hub has accounts, not seats
         return None
     keys = [roster.SeatKey(host.id, seat.container) for host, seat in seats_in_order(inventory, state)]
     pending = max(0, inventory.seat_count - len(keys))  # droplets not created yet
@@ -58,7 +59,12 @@ def assign_students(inventory: Inventory, state: State, *, release: bool = False
 
 
 def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, str] | None = None) -> list[Card]:
-    """One card a seat that has credentials in the state, with its student if one is placed there."""
+    """One card a seat that has credentials in the state, with its student if one is placed there.
+
+    In ``mode: hub``, one card a student: the class address, their login and password.
+    """
+    if inventory.model.mode == "hub":
+        return hub_cards(inventory, state)
     out = []
     secrets = state.data["secrets"]
     students = students or {}
@@ -74,6 +80,32 @@ def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, 
             secret=secret, login_url=seat.url(name, secret), container=seat.container,
             trusted=site.get("tls") == "acme",
         ))
+    return out
+
+
+def hub_cards(inventory: Inventory, state: State) -> list[Card]:
+    """A card per student of the roster who has an account (made by provision), and one for the teacher."""
+    hub = state.data.get("hub") or {}
+    logins, accounts = hub.get("logins", {}), hub.get("accounts", {})
+    hosts = inventory.hosts + records.hosts_from_state(inventory, state.data)
+    if not hosts or not accounts:
+        return []
+    manager = manager_of(inventory, hosts)
+    site = state.site(manager.id)
+    name = proxy.public_name(inventory, manager, site.get("address") or offline_address(manager))
+    scheme = "http" if inventory.model.tls.mode == "off" else "https"
+    url = f"{scheme}://{f'[{name}]' if ':' in name else name}:{inventory.model.hub.port}/"
+    people = [(n, logins.get(n)) for n in (inventory.roster.names if inventory.roster else [])]
+    if inventory.model.hub.admin:
+        people.append((None, inventory.model.hub.admin))
+    out = []
+    for number, (student, login) in enumerate(people, 1):
+        account = accounts.get(login or "")
+        if account is None:
+            continue
+        out.append(Card(student=student, host=manager.id, service="hub", kind="hub", seat=number, url=url,
+                        user=login, secret=account["password"], login_url=url, container=login,
+                        trusted=site.get("tls") == "acme"))
     return out
 
 

@@ -89,6 +89,8 @@ services:                  # what every host runs: one container per seat, each 
 
 # roster: students.csv     # the students (a CSV file, column `name`) or a list [Ana, Ben]; seats follow it
 # handout: {{title: Statistics 101, certificate_note: ""}}   # the printable cards: heading; "" drops the https note
+# mode: seats              # seats: fixed servers per host | hub: the whole class at one address (JupyterHub on Swarm)
+# hub: {{idle_timeout: 30m, admin: teacher, port: 443}}   # mode: hub only: see README "The whole class at one address"
 # tls: {tls:<18} # how students reach the seats: {tls_modes} | {{domain: lab.example.org, email: you@example.org}}
 # proxy: {{image: {proxy.image}, push: {str(proxy.push).lower()}}}   # the HTTPS proxy each host runs in front of the seats
 # firewall: false          # true: ufw/firewalld allow only SSH and the seat ports

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from fleet import facts
 from fleet.steps import Run
 
+# $1 the fleet; $2 (hub mode) the name prefix of the students' servers' containers, which Swarm names itself.
 USAGE = r"""
-fleet=$1
+fleet=$1 prefix=${2:-}
 t() { timeout 20 "$@"; }
 echo '--- stats'
 ids=$(t docker ps --quiet --filter "label=fleet.name=$fleet" 2>/dev/null)
-[ -n "$ids" ] && t docker stats --no-stream --format '{{json .}}' $ids 2>/dev/null
+[ -n "$prefix" ] && ids="$ids $(t docker ps --quiet --filter "name=^$prefix" 2>/dev/null)"
+# shellcheck disable=SC2086 # one word per id
+[ -n "$(echo $ids)" ] && t docker stats --no-stream --format '{{json .}}' $ids 2>/dev/null
 echo '--- loadavg'; cat /proc/loadavg
 echo '--- meminfo'; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
 echo '--- df'; df -Pk / /var/lib/docker 2>/dev/null | tail -n +2
@@ -50,8 +53,8 @@ class HostUsage:
                 f"memory {human(used)}/{human(self.memory_total)}" + (f", {disks}" if disks else ""))
 
 
-def command(fleet: str, timeout: int) -> Run:
-    return Run("measure usage", ("sh", "-c", USAGE, "sh", fleet), timeout)
+def command(fleet: str, timeout: int, prefix: str = "") -> Run:
+    return Run("measure usage", ("sh", "-c", USAGE, "sh", fleet, prefix), timeout)
 
 
 def size(text: str) -> int:

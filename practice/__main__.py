@@ -86,11 +86,42 @@ proxy: {{image: fleet-caddy:test, push: true}}   # the official Caddy binary of 
 """
 
 
+HUB_INVENTORY = """\
+# The practice fleet of `make demo-hub`: the whole class at one address, JupyterHub on Docker Swarm, on real
+# servers (containers running systemd and OpenSSH) on this machine. Written by `python -m practice inventory --hub`.
+name: {label}
+mode: hub
+ssh: {{user: teacher, key: {key}}}
+hosts:
+{hosts}docker: {{source: distro}}     # Docker's own repository is not reachable from the practice fleet
+hub:
+  port: 8443
+  idle_timeout: 30m
+  admin: teacher
+  image: fleet-hub:test      # JupyterHub 6.1.1, dockerspawner 14, the idle culler (built here: no registry)
+  push: true
+roster: [Ada Lovelace, Grace Hopper, Alan Turing, Katherine Johnson]
+services:
+  - {{name: notebook, kind: jupyter, image: fleet-singleuser:test, memory: 512m, cpus: 0.5, push: true}}
+proxy: {{image: fleet-caddy:test, push: true}}
+"""
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     hosts = json.loads((directory / "hosts.json").read_text())
-    print(DEMO_INVENTORY.format(label=args.label, key=(directory / "id_ed25519").resolve(), image=args.image,
-                                hosts="".join(f"  - {h['address']}\n" for h in hosts)), end="")
+    template = HUB_INVENTORY if args.hub else DEMO_INVENTORY
+    print(template.format(label=args.label, key=(directory / "id_ed25519").resolve(), image=args.image,
+                          hosts="".join(f"  - {h['address']}\n" for h in hosts)), end="")
+    return 0
+
+
+def cmd_hub_images(args: argparse.Namespace) -> int:
+    _check_engine()
+    from practice.images import ensure_hub_image, ensure_singleuser_image
+
+    for tag in (*ensure_all_images(), ensure_singleuser_image(), ensure_hub_image()):
+        print(tag)
     return 0
 
 
@@ -126,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     inv.add_argument("--label", default="demo")
     inv.add_argument("--dir", default=".demo")
     inv.add_argument("--image", default="fleet-jupyter:test")
+    inv.add_argument("--hub", action="store_true", help="mode: hub (JupyterHub on Docker Swarm)")
     inv.set_defaults(func=cmd_inventory)
+
+    hub_images = sub.add_parser("hub-images", help="the images, and the hub's and the students' servers' for mode: hub")
+    hub_images.set_defaults(func=cmd_hub_images)
 
     images = sub.add_parser("images", help="build the base, test-host and Jupyter images")
     images.set_defaults(func=cmd_images)

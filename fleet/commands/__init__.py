@@ -12,6 +12,7 @@ from fleet.commands.containers import (
     exec_in,
     logs,
     remove,
+    run_once,
     seat_args,
     seat_labels,
     start,
@@ -21,4 +22,4 @@ from fleet.commands.images import inspect_local, load, pull, save
 from fleet.commands.networks import network_create, network_remove
 
 __all__ = ["docker_run", "exec_in", "inspect_local", "load", "logs", "network_create", "network_remove", "pull",
-           "remove", "remove_files", "remove_tree", "save", "seat_args", "seat_labels", "start", "volume_remove"]
+           "remove", "remove_files", "run_once", "remove_tree", "save", "seat_args", "seat_labels", "start", "volume_remove"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 from fleet.seats import LABEL, Seat
 
 
-def docker_run(name: str, image: str, labels: dict[str, str], args: list[str]) -> tuple[str, ...]:
+def docker_run(name: str, image: str, labels: dict[str, str], args: list[str],
+               command: tuple[str, ...] = ()) -> tuple[str, ...]:
     """``docker run`` of a long-lived fleet container: detached, restarted with the host, labelled."""
     argv = ["docker", "run", "--detach", "--name", name, "--restart", "unless-stopped"]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
-    return (*argv, *args, image)
+    return (*argv, *args, image, *command)
 
 
 def seat_labels(seat: Seat) -> dict[str, str]:
@@ -50,6 +51,14 @@ def exec_in(container: str, *argv: str, user: str = "", stdin: bool = False) -> 
     """``docker exec`` in a container, as ``user`` when given (the owner of a seat's files)."""
     return ("docker", "exec", *(["--interactive"] if stdin else []), *(["--user", user] if user else []),
             container, *argv)
+
+
+def run_once(image: str, volume: str, mount: str, *argv: str, user: str = "", stdin: bool = False) -> tuple[str, ...]:
+    """A throw-away container of ``image`` with ``volume`` at ``mount``, running ``argv`` there as ``user``, with
+    no network: how fleet reaches a student's files in mode: hub, where they live in a volume, not a seat."""
+    return ("docker", "run", "--rm", *(["--interactive"] if stdin else []), *(["--user", user] if user else []),
+            "--network", "none", "--volume", f"{volume}:{mount}", "--workdir", mount, "--entrypoint", argv[0],
+            image, *argv[1:])
 
 
 def logs(container: str, *, tail: int = 100, since: str = "") -> tuple[str, ...]:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fleet import roster as roster_mod
 from fleet.inventory.base import Model
 from fleet.inventory.cloud import DigitalOceanSettings
 from fleet.inventory.hosts import Host, HostEntry
+from fleet.inventory.hub import HubSection
 from fleet.inventory.services import Service
 from fleet.inventory.ssh import SSHSettings
 from fleet.inventory.tls import ProxySettings, TLSSettings
@@ -65,6 +66,8 @@ class InventoryModel(Model):
     timeouts: Timeouts = Timeouts()
     services: list[Service] = Field(min_length=1)
     roster: str | list[Any] | None = None  # a CSV file beside the inventory, or the names; items checked in load()
+    mode: Literal["seats", "hub"] = "seats"  # seats: fixed containers per host; hub: JupyterHub on Docker Swarm
+    hub: HubSection = HubSection()
     handout: HandoutSettings = HandoutSettings()
 
     @field_validator("roster", mode="before")
@@ -92,6 +95,13 @@ class InventoryModel(Model):
                 "(it names containers, labels and droplets)"
             )
         return v
+
+    @model_validator(mode="after")
+    def _hub_mode(self) -> InventoryModel:
+        if self.mode == "hub" and (len(self.services) != 1 or self.services[0].kind != "jupyter"):
+            raise ValueError("mode: hub serves one Jupyter server image to every student: list exactly one service, "
+                             "of kind jupyter (its image, memory and cpus are each student's server's)")
+        return self
 
     def reserved_ports(self) -> dict[int, str]:
         """Host ports no seat may take, and what holds each: SSH on every host (22 on droplets), and

@@ -20,6 +20,9 @@ from fleet.inventory.model import Inventory
 def load_roster(inv: Inventory, lines: dict[Path_, int]) -> roster_mod.Roster | None:
     """Read the roster (a CSV file relative to the inventory, or the YAML list) and check it fits the seats."""
     spec, file, line = inv.model.roster, str(inv.path), line_for(lines, ("roster",))
+    where = "roster"
+    if inv.model.mode == "hub" and inv.model.hub.users is not None:  # the hub's own list of students
+        spec, line, where = inv.model.hub.users, line_for(lines, ("hub", "users")), "hub.users"
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -27,13 +30,15 @@ def load_roster(inv: Inventory, lines: dict[Path_, int]) -> roster_mod.Roster | 
     else:
         entries = []
         for i, name in enumerate(spec):
-            at, where = line_for(lines, ("roster", i)), f"roster[{i}]"
+            at, here = line_for(lines, (*where.split("."), i)), f"{where}[{i}]"
             if not isinstance(name, str):
-                raise InputError("each roster entry is one name on a `- ` line", file=file, line=at, field=where)
+                raise InputError("each roster entry is one name on a `- ` line", file=file, line=at, field=here)
             if not name.strip():
-                raise InputError("an empty name; remove the line", file=file, line=at, field=where)
-            entries.append((roster_mod.clean(name, file=file, line=at, field=where), at))
-        roster = roster_mod.from_entries(entries, file=file, field_of=lambda i: f"roster[{i}]")
+                raise InputError("an empty name; remove the line", file=file, line=at, field=here)
+            entries.append((roster_mod.clean(name, file=file, line=at, field=here), at))
+        roster = roster_mod.from_entries(entries, file=file, field_of=lambda i: f"{where}[{i}]")
+    if inv.model.mode == "hub":  # no fixed seats: Swarm places each student's server where there is room
+        return roster
     if len(roster.names) > inv.seat_count:
         per_host = sum(s.seats for s in inv.services)
         raise InputError(
