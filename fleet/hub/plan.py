@@ -17,7 +17,7 @@ from fleet.commands import swarm
 from fleet.desired import Wanted
 from fleet.errors import InputError
 from fleet.facts import Facts
-from fleet.hub import auth
+from fleet.hub import auth, image
 from fleet.hub.config import HubSettings, render_config
 from fleet.hub.facts import SwarmFacts
 from fleet.inventory import Host, Inventory
@@ -66,13 +66,13 @@ def passwords_file(fleet: str, hashes: dict[str, str]) -> Upload:
 
 def hub_container(inventory: Inventory, s: HubSettings) -> Wanted:
     hub = inventory.model.hub
-    image = hub.image or local_build_tag()
+    tag = hub.image or local_build_tag()
     args = ["--hostname", s.hub_name, "--network", s.network, "--ip", s.hub_ip,
             "--memory", HUB_MEMORY, "--memory-swap", HUB_MEMORY,
             "--volume", f"{swarm.SOCKET}:{swarm.SOCKET}", "--volume", f"{s.data_volume}:{s.data_dir}",
             "--volume", f"{config_dir(s.fleet)}:{s.hub_dir}:ro", "--tmpfs", "/tmp",
             "--env", f"PYTHONPATH={s.hub_dir}", "--workdir", s.data_dir]
-    return desired.wanted(s.hub_name, image, {LABEL: s.fleet, "fleet.role": "hub"}, args, hub_files(s),
+    return desired.wanted(s.hub_name, tag, {LABEL: s.fleet, "fleet.role": "hub"}, args, hub_files(s),
                           push=hub.push, host_ports=(), command=("jupyterhub", "-f", s.config_file))
 
 
@@ -111,9 +111,7 @@ def local_build_tag() -> str:
 
 
 def hub_dockerfile() -> str:
-    from fleet.hub.commands import hub_dockerfile as text
-
-    return text()
+    return image.hub_dockerfile()
 
 
 def build_step(inventory: Inventory) -> Run:

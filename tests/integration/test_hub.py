@@ -261,6 +261,13 @@ def test_the_culler_stops_an_idle_server_and_the_files_come_back(hub):
     hub["ada"] = again
 
 
+def test_collect_brings_back_each_students_files_from_their_node(hub):
+    dest = hub["work"] / "collected"
+    out = run(hub, "collect", "--dest", str(dest))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (dest / "Ada Lovelace" / "notes.txt").read_text() == "Ada was here\n"
+
+
 def test_with_one_worker_stopped_the_others_keep_serving(hub):
     a, b, c = hub["hosts"]
     down = b if on(b, "hostname").strip() != hub["ada_node"] else c
