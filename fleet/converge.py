@@ -19,11 +19,12 @@ from fleet.backends.registry import backend_for
 from fleet.cloud import settings_of
 from fleet.errors import HostError, InputError
 from fleet.inventory import Host, Inventory
+from fleet.local import local_image_id, local_image_size
 from fleet.report import HostReport
 from fleet.runner import Outcome
 from fleet.servers import lifecycle
 from fleet.session import Session
-from fleet.ssh import Remote, local_image_id, local_image_size
+from fleet.ssh import Remote
 
 
 def local_ids(inventory: Inventory) -> dict[str, str]:

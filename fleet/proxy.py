@@ -158,7 +158,7 @@ def reach(host: Host, hostname: str, peer: str | None, resolve: Callable[[str], 
     address, or a DNS name (with a dot) that resolves; else the address the
     SSH connection actually reached (``peer``). An alias only the teacher's
     SSH configuration knows (``hosts: [lab-a]``) so never reaches a card.
-    ``resolve``: name → IP addresses, bounded (fleet.ssh.resolve).
+    ``resolve``: name → IP addresses, bounded (fleet.local.resolve).
     """
     if host.name:
         ips = resolve(host.name)

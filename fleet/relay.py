@@ -63,9 +63,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.errors import HostError
 from fleet.events import Event, emit, wants_events
+from fleet.hostkeys import HostKeys, known_hosts_name
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
-from fleet.ssh import SUDO_PASSWORDLESS, HostKeys, Remote, known_hosts_name
+from fleet.ssh import SUDO_PASSWORDLESS, Remote
 from fleet.steps import PushImage
 
 MARK = "fleet-relay"  # comment of every key line fleet adds; with the fleet's name it finds stale ones

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fleet import facts as facts_mod
-from fleet import proxy
-from fleet import ssh as ssh_mod
+from fleet import local, proxy
 from fleet.errors import HostError, InputError
 from fleet.facts import Facts
+from fleet.hostkeys import HostKeys
 from fleet.inventory import Host, Inventory, line_of
 from fleet.inventory.tls import ca_root_path, eab_mac_key
 from fleet.runner import Outcome, fan_out
 from fleet.seats import network_name
 from fleet.servers import records
-from fleet.ssh import HostKeys, Remote
+from fleet.ssh import Remote
 from fleet.state import State, path_for
 
 Progress = Callable[[str], None]
@@ -66,7 +66,7 @@ class Session:
 
     def reach(self, host: Host, remote: Remote) -> tuple[str, str | None]:
         """Where students reach ``host`` (fleet.proxy.reach), as its open connection found it; kept for this command."""
-        found = proxy.reach(host, remote.hostname, remote.peer, ssh_mod.resolve)
+        found = proxy.reach(host, remote.hostname, remote.peer, local.resolve)
         with self._tls_lock:
             self.reached[host.id] = found
         return found
@@ -108,14 +108,16 @@ class Session:
         return found[0] if found else (self.state.site(host.id).get("address") or None)
 
     def stats(self) -> dict:
-        """SSH connections, round trips and image bytes sent from this computer, per host."""
+        """SSH connections, round trips, image and course data bytes sent from this computer, per host."""
         hosts: dict[str, dict[str, int]] = {}
         for r in list(self.opened):
-            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0})
+            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0, "data_bytes": 0})
             h["connections"] += 1
             h["round_trips"] += r.round_trips
             h["pushed_bytes"] += r.pushed_bytes
+            h["data_bytes"] += r.data_bytes
         return {"hosts": hosts, "pushed_bytes": sum(h["pushed_bytes"] for h in hosts.values()),
+                "data_bytes": sum(h["data_bytes"] for h in hosts.values()),
                 "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
     def _save_pins(self) -> None:

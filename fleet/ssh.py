@@ -37,16 +37,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 
+from fleet import filesync
+from fleet.batch import batch_command
 from fleet.commands import images
 from fleet.errors import HostError
+from fleet.hostkeys import HostKeys, known_hosts_name
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
-from fleet.steps import PushImage, Run, Step, Upload
+from fleet.steps import PushImage, Run, SendFiles, Step, Upload
 
 # paramiko logs socket errors itself; without a handler Python would print them
 # as stray lines. Errors reach the user once, as the host's one line.
@@ -82,53 +84,6 @@ class Result:
     raw: bytes = b""  # stdout as bytes, for binary output (a tar stream)
 
 
-class HostKeys:
-    """Host keys pinned in the state, shared by all connections of a run (thread-safe)."""
-
-    def __init__(self, pinned: dict[str, str] | None = None, *, accept_new: bool = False):
-        self.pinned = dict(pinned or {})
-        self.accept_new = accept_new  # an explicit flag: trust a changed key
-        self.lock = threading.Lock()
-
-    def install(self, client: paramiko.SSHClient, name: str) -> None:
-        """Make ``client`` check the host's key against known_hosts and the pins."""
-        if self.accept_new:  # the teacher said the server was rebuilt: pin whatever it shows now
-            client.set_missing_host_key_policy(_Pin(self))
-            return
-        try:
-            client.load_system_host_keys()
-        except (OSError, paramiko.SSHException):
-            pass
-        with self.lock:
-            line = self.pinned.get(name)
-        if line:
-            keytype, blob = line.split(" ", 1)
-            client.get_host_keys().add(name, keytype, paramiko.PKey.from_type_string(keytype, _b64(blob)))
-        client.set_missing_host_key_policy(_Pin(self))
-
-    def pin(self, name: str, key: paramiko.PKey) -> None:
-        with self.lock:
-            self.pinned[name] = f"{key.get_name()} {key.get_base64()}"
-
-
-def _b64(text: str) -> bytes:
-    import base64
-
-    return base64.b64decode(text)
-
-
-class _Pin(paramiko.MissingHostKeyPolicy):
-    def __init__(self, keys: HostKeys):
-        self.keys = keys
-
-    def missing_host_key(self, client, hostname, key):  # noqa: ANN001 (paramiko's signature)
-        self.keys.pin(hostname, key)
-
-
-def known_hosts_name(host: Host) -> str:
-    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-
-
 def _shut(sock: socket.socket | None) -> None:
     """Make every blocked read and write on ``sock`` return at once."""
     if sock is None:
@@ -151,6 +106,7 @@ class Remote:
         self.progress = progress
         self.round_trips = 0
         self.pushed_bytes = 0  # image bytes sent from this computer (push_image)
+        self.data_bytes = 0  # course data sent from this computer (SendFiles: the manifest and the tar stream)
         self._sock: socket.socket | None = None
         self.peer: str | None = None  # the IP address the connection reached (None through a ProxyJump/ProxyCommand)
         self._lost = 0.0  # seconds without an answer when a watch gave the connection up
@@ -500,7 +456,15 @@ class Remote:
             return self.upload(step.path, step.content, step.mode, timeout=step.timeout, title=step.title)
         if isinstance(step, PushImage):
             return self.push_image(step.image, timeout=step.timeout, title=step.title)
+        if isinstance(step, SendFiles):
+            return self.run(filesync.argv(step), timeout=step.timeout, stdin=self._counted(filesync.chunks(step)),
+                            title=step.title)
         raise TypeError(step)
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.data_bytes += len(chunk)
+            yield chunk
 
     def apply_batch(self, steps: list[Run | Upload]) -> Result:
         """Carry out several Runs and Uploads in one round trip, in order, stopping at the first that fails.
@@ -573,35 +537,7 @@ class Remote:
         return result
 
 
-# The head of a batch (Remote.apply_batch): `run N SECONDS ARGV...` runs one command with no stdin;
-# `put N SECONDS LENGTH PATH MODE` writes the next LENGTH bytes of stdin to PATH as WRITE_FILE does. The first
-# that fails prints "fleet-batch-failed N STATUS" and its output on stderr, and the batch stops.
-BATCH_HEAD = r"""
-set -u
-d=$(mktemp -d) || exit 1
-trap 'rm -rf "$d"' EXIT
-failed() { echo "fleet-batch-failed $1 $2" >&2; tail -n 20 "$d/err" >&2; exit 1; }
-run() { n=$1 t=$2; shift 2; timeout "$t" "$@" </dev/null >/dev/null 2>"$d/err" || failed "$n" $?; }
-put() {
-  n=$1 t=$2 size=$3 path=$4 mode=$5
-  { umask 077 && mkdir -p "$(dirname "$path")" && head -c "$size" > "$path.tmp" && chmod "$mode" "$path.tmp" \
-    && [ "$(wc -c < "$path.tmp")" -eq "$size" ] && mv -f "$path.tmp" "$path"; } 2>"$d/err" || failed "$n" $?
-}
-"""
-
 WRITE_FILE = 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"'
-
-
-def batch_command(steps: list[Run | Upload]) -> tuple[tuple[str, ...], bytes]:
-    """One script for several steps, and its stdin (the uploads' contents, one after another)."""
-    lines, stdin = [BATCH_HEAD], bytearray()
-    for n, step in enumerate(steps):
-        if isinstance(step, Upload):
-            lines.append(f"put {n} {step.timeout} {len(step.content)} {shlex.quote(step.path)} {step.mode:o}")
-            stdin += step.content
-        else:
-            lines.append(f"run {n} {step.timeout} {shlex.join(step.argv)}")
-    return ("sh", "-c", "\n".join(lines)), bytes(stdin)
 
 
 class _Cancelled(Exception):
@@ -612,53 +548,3 @@ def _short(argv: tuple[str, ...] | list[str]) -> str:
     return f"{argv[0]} {argv[1] if len(argv) > 1 and not argv[1].startswith('-') else ''}".strip()
 
 
-def local_image_id(image: str) -> str:
-    """The controller's id of an image it will push; a clear error if it has none."""
-    try:
-        out = subprocess.run(images.inspect_local(image, "Id"),
-                             capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise HostError("`push: true` needs Docker on this computer, and the docker command was not found") from None
-    except subprocess.TimeoutExpired:
-        raise HostError("`docker image inspect` on this computer did not answer within 30 s; is Docker running?") from None
-    if out.returncode != 0:
-        raise HostError(f"image {image} is not on this computer (push: true sends the local copy); build or pull it first")
-    return out.stdout.strip()
-
-
-def local_image_size(image: str) -> int:
-    """The controller's size of an image in bytes (about what docker save writes); 0 when unknown."""
-    try:
-        out = subprocess.run(images.inspect_local(image, "Size"),
-                             capture_output=True, text=True, timeout=30)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return 0
-    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else 0
-
-
-def default_known_hosts() -> Path:
-    return Path.home() / ".ssh" / "known_hosts"
-
-
-def resolve(name: str, timeout: float = 5.0) -> list[str]:
-    """The IP addresses ``name`` resolves to on this computer, [] when it does not within ``timeout`` seconds."""
-    result: list[str] = []
-
-    def ask() -> None:
-        try:
-            result.extend(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)))
-        except (OSError, UnicodeError):
-            pass
-
-    worker = threading.Thread(target=ask, daemon=True)  # getaddrinfo has no timeout of its own
-    worker.start()
-    worker.join(timeout)
-    return list(result) if not worker.is_alive() else []
-
-
-def config_hostname(address: str) -> str:
-    """The HostName the SSH configuration (~/.ssh/config, /etc/ssh/ssh_config) gives ``address``, or ``address``."""
-    try:
-        return str(Config().base_ssh_config.lookup(address).get("hostname") or address)
-    except Exception:  # noqa: BLE001 - a broken ssh config is the SSH connection's to report, not this lookup's
-        return address

@@ -195,45 +195,9 @@ def ensure_seat_image() -> str:
     return _build(SEAT_IMAGE, TESTHOST_DIR.parent / "seat")
 
 
-def _have_wheels(directory: Path) -> bool:
-    if not directory.is_dir():
-        return False
-    names = [p.name.lower() for p in directory.glob("*.whl")]
-    return all(any(n.startswith(pkg + "-") for n in names) for pkg in JUPYTER_PACKAGES)
-
-
 def ensure_wheels(directory: Path = WHEELS_DIR) -> Path:
-    """Download the Jupyter wheels into ``directory`` unless they are already there.
-
-    Downloads into a sibling temporary directory first and renames it into
-    place, so an interrupted download never leaves a half-filled directory.
-    """
-    if _have_wheels(directory):
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=directory.name + ".partial-", dir=directory.parent))
-    partial.chmod(0o755)
-    try:
-        log.info("downloading wheels for %s into %s", ", ".join(JUPYTER_PACKAGES), directory)
-        run([sys.executable, "-m", "pip", "download", "-q", "-d", str(partial),
-             "--only-binary=:all:", "--python-version", "3.11",
-             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
-             "--platform", "any", *JUPYTER_PACKAGES], timeout=DOWNLOAD_TIMEOUT)
-        if not _have_wheels(partial):
-            raise RuntimeError(f"pip download did not produce wheels for all of {JUPYTER_PACKAGES}")
-        if _have_wheels(directory):  # another process finished first
-            return directory
-        if directory.exists():  # an old incomplete directory
-            shutil.rmtree(directory)
-        try:
-            partial.rename(directory)
-        except OSError:
-            if not _have_wheels(directory):
-                raise
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
-    return directory
+    """The Jupyter image's wheels in ``directory`` (see :func:`ensure_wheels_for`)."""
+    return ensure_wheels_for(directory, JUPYTER_PACKAGES)
 
 
 def ensure_jupyter_image() -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fleet.cloud import Server, settings_of
+from fleet.hostkeys import HostKeys, known_hosts_name
 from fleet.inventory import Host, Inventory
 from fleet.servers.decide import number_of
-from fleet.ssh import HostKeys, known_hosts_name
 from fleet.state import State
 
 SSH_PORT = 22

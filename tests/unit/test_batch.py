@@ -5,7 +5,7 @@ import stat
 import subprocess
 
 from fleet.apply import batches
-from fleet.ssh import batch_command
+from fleet.batch import batch_command
 from fleet.steps import Run, Upload
 
 
