@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from fleet import commands, proxy
+from fleet import commands, coursedata, proxy
 from fleet.inventory import Host, Inventory
 from fleet.seats import LABEL, Seat, expand, network_name
 from fleet.steps import Upload
@@ -41,11 +41,16 @@ def wanted(name: str, image: str, labels: dict[str, str], args: list[str], files
     return Wanted(name, image, run, tuple(files), spec, push, host_ports, seat)
 
 
-def seat_container(inventory: Inventory, seat: Seat, secret: str) -> Wanted:
+def seat_container(inventory: Inventory, seat: Seat, secret: str, group: str | None = None) -> Wanted:
+    """A seat's container; ``group``: the roster group of the student sitting there, whose own limits it gets."""
     tls = inventory.model.tls.mode != "off"
+    service = seat.service.for_group(group)
+    if service is not seat.service:
+        seat = Seat(seat.fleet, service, seat.number, seat.https)
     env = Upload(f"write env file of {seat.container}", seat.env_path, seat.env_file(secret), 0o600,
                  inventory.timeouts.command)
-    args = commands.seat_args(seat, network_name(inventory.name), publish=not tls)
+    args = commands.seat_args(seat, network_name(inventory.name), publish=not tls,
+                              data=coursedata.mount_of(inventory, seat.service))
     return wanted(seat.container, seat.service.image, commands.seat_labels(seat), args, [env],
                   push=seat.service.push, host_ports=() if tls else (seat.host_port,), seat=seat)
 
@@ -85,10 +90,14 @@ def proxy_container(inventory: Inventory, host: Host, seats: list[Seat], cert: p
 
 
 def for_host(inventory: Inventory, host: Host, secrets: dict[str, str],
-             cert: proxy.Certificate | None = None) -> list[Wanted]:
-    """Every container of the host, seats first and the proxy last (it takes over the seats' ports)."""
+             cert: proxy.Certificate | None = None, groups: dict[str, str] | None = None) -> list[Wanted]:
+    """Every container of the host, seats first and the proxy last (it takes over the seats' ports).
+
+    ``groups``: container → the roster group of the student placed there (fleet/placement.py).
+    """
     seats = expand(inventory)
-    out = [seat_container(inventory, s, secrets[s.container]) for s in seats]
+    groups = groups or {}
+    out = [seat_container(inventory, s, secrets[s.container], groups.get(s.container)) for s in seats]
     if inventory.model.tls.mode != "off":
         out.append(proxy_container(inventory, host, seats, cert))
     return out

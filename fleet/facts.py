@@ -68,6 +68,8 @@ echo '--- certificates'  # what the proxy's storage holds: each certificate's fi
 if [ -n "$data" ]; then for f in "$data"/caddy/certificates/*/*/*.crt; do
   [ -f "$f" ] && { echo "file ${f#"$data"/}"; sed -n '1,/-----END CERTIFICATE-----/p' "$f"; }
 done; fi
+echo '--- data'  # the manifests of the course data fleet keeps on this host (fleet/coursedata.py)
+for f in "/var/lib/fleet/$fleet/data/"*.manifest; do [ -f "$f" ] && { echo "manifest ${f##*/}"; cat "$f"; echo; }; done
 echo '--- end'
 """
 
@@ -105,6 +107,7 @@ class Facts:
     firewall_tool: str = ""  # ufw | firewalld | "" (none installed)
     firewall_active: bool = False
     firewall_ports: tuple[int, ...] = ()  # the ports fleet opened last time (/etc/fleet/NAME/firewall)
+    data: dict[str, str] = field(default_factory=dict)  # course data: key → the manifest of what the host has
 
     @property
     def docker_state(self) -> str:
@@ -186,6 +189,19 @@ def _certificates(lines: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple((path, _pem(pem)) for path, pem in out if _pem(pem))
 
 
+def _manifests(lines: list[str]) -> dict[str, str]:
+    """The data section: ``manifest KEY.manifest`` followed by that file's line(s)."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in lines:
+        if line.startswith("manifest ") and line.endswith(".manifest"):
+            current = line[len("manifest "):-len(".manifest")]
+            out[current] = []
+        elif current is not None and line:
+            out[current].append(line)
+    return {key: "\n".join(text) for key, text in out.items()}
+
+
 def parse(text: str) -> Facts:
     """Turn the probe's output into Facts; raises ValueError if it was cut short."""
     s = sections(text)
@@ -236,4 +252,5 @@ def parse(text: str) -> Facts:
         firewall_tool=one("firewall"),
         firewall_active="active" in s.get("firewall", []),
         firewall_ports=tuple(int(p) for p in one("firewall-ports").split() if p.isdigit()),
+        data=_manifests(s.get("data", [])),
     )

@@ -218,6 +218,10 @@ def roster_notes(placed: roster.Assignment | None, data: Sequence[Card] | None =
         notes.append("seats held for students no longer on the roster (nobody else gets them; "
                      "`fab provision --release-seats` wipes and frees them): "
                      + ", ".join(f"{name} ({s.host} {s.container})" for s, name in sorted(placed.held.items())))
+    if placed.vacated:
+        notes.append("seats held after their students were moved to a spare (`fab provision --release-seats` wipes "
+                     "and frees them): " + ", ".join(f"{name} ({s.host} {s.container})"
+                                                     for s, name in sorted(placed.vacated.items())))
     if placed.released:
         notes.append("released for new students, with new passwords and fresh containers: "
                      + ", ".join(f"{s.host} {s.container}" for s in placed.released))

@@ -21,13 +21,15 @@ from fleet.state import State
 
 
 def seats_in_order(inventory: Inventory, state: State | None = None) -> list[tuple[Host, Seat]]:
-    """Every seat of the fleet in the order students fill them: host by host, then as expand() lists them.
+    """Every seat of the fleet in the order students fill them: host by host, then as expand() lists them;
+    the spares (``spares:``) after every other seat, host by host, so adding spares renumbers no seat.
 
     The hosts are the inventory's, then the rented servers the state knows (fleet/servers/).
     """
     seats = expand(inventory)
     hosts = inventory.hosts + (records.hosts_from_state(inventory, state.data) if state else ())
-    return [(host, seat) for host in hosts for seat in seats]
+    return ([(host, seat) for host in hosts for seat in seats if not seat.spare]
+            + [(host, seat) for host in hosts for seat in seats if seat.spare])
 
 
 def assign_students(inventory: Inventory, state: State, *, release: bool = False) -> roster.Assignment | None:
@@ -41,25 +43,32 @@ def assign_students(inventory: Inventory, state: State, *, release: bool = False
     """
     if inventory.roster is None or inventory.model.mode == "hub":  # the hub has accounts, not seats
         return None
-    keys = [roster.SeatKey(host.id, seat.container) for host, seat in seats_in_order(inventory, state)]
+    order = seats_in_order(inventory, state)
+    keys = [roster.SeatKey(host.id, seat.container) for host, seat in order if not seat.spare]
+    spares = [roster.SeatKey(host.id, seat.container) for host, seat in order if seat.spare]
     pending = max(0, inventory.seat_count - len(keys))  # droplets not created yet
     with state.lock:
         previous = roster.previous_from(state.data.get("roster", {}))
+        vacated = roster.vacated_from(state.data.get("vacated", []))
         try:
-            result = roster.assign(inventory.roster.names, keys, previous, release=release, pending=pending)
+            result = roster.assign(inventory.roster.names, keys, previous, release=release, pending=pending,
+                                   spares=spares, vacated=vacated)
         except roster.SeatShortage as e:
             raise InputError(str(e), file=inventory.roster.source, field="roster") from None
         for seat in result.released:
             state.reissue(seat.host, seat.container, new_secret)
-        record = result.record()
-        if record != state.data.get("roster") or result.released:
+        record, left = result.record(), result.vacated_record()
+        if record != state.data.get("roster") or left != state.data.get("vacated", []) or result.released:
             state.data["roster"] = record
+            if left or "vacated" in state.data:
+                state.data["vacated"] = left
             state.save()
     return result
 
 
 def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, str] | None = None) -> list[Card]:
-    """One card a seat that has credentials in the state, with its student if one is placed there.
+    """One card a seat that has credentials in the state, with its student if one is placed there (a spare only
+    when a student was moved there).
 
     In ``mode: hub``, one card a student: the class address, their login and password.
     """
@@ -68,10 +77,11 @@ def cards(inventory: Inventory, state: State, students: Mapping[roster.SeatKey, 
     out = []
     secrets = state.data["secrets"]
     students = students or {}
+    occupied = {(v["host"], v["container"]) for v in state.data.get("roster", {}).values()}
     for host, seat in seats_in_order(inventory, state):
         secret = secrets.get(host.id, {}).get(seat.container)
-        if secret is None:
-            continue
+        if secret is None or (seat.spare and (host.id, seat.container) not in occupied):
+            continue  # a spare gets a card once a student was moved there (fab move)
         site = state.site(host.id)
         svc, name = seat.service, proxy.public_name(inventory, host, site.get("address") or offline_address(host))
         out.append(Card(

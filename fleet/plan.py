@@ -6,10 +6,11 @@ re-run costs one probe and nothing else.
 """
 from __future__ import annotations
 
-from fleet import commands, firewall, install
+from fleet import commands, coursedata, firewall, install
 from fleet.desired import Wanted, volumes
 from fleet.errors import HostError
 from fleet.facts import Facts
+from fleet.filesync import Manifest
 from fleet.inventory import Inventory, parse_cpuset
 from fleet.seats import expand, network_name
 from fleet.steps import PushImage, Run, Step
@@ -101,12 +102,14 @@ def container_steps(facts: Facts, wanted: list[Wanted], image_ids: dict[str, str
 
 
 def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: dict[str, str], *,
-         ssh_port: int = 22, only: set[str] | None = None) -> list[Step]:
+         ssh_port: int = 22, only: set[str] | None = None, data: dict[str, Manifest] | None = None) -> list[Step]:
     """Everything one host needs, in order; [] when it already matches.
 
     ``local_ids`` are the controller's image ids for pushed images: after a
     push, the host's image id equals the controller's, which is what the
-    containers must run.
+    containers must run. ``data``: this computer's course data (key → its
+    files, fleet/filesync.scan), sent where the host's differs before the
+    seats that mount it start; None leaves course data as it is.
     """
     check_host(facts, wanted)
     steps = docker_steps(inventory, facts)
@@ -114,8 +117,12 @@ def plan(inventory: Inventory, facts: Facts, wanted: list[Wanted], local_ids: di
         steps += install.curl_steps(facts.package_manager, inventory.timeouts)
     steps += image_steps(inventory, facts, wanted, local_ids)
     steps += network_steps(inventory, facts, inventory.timeouts.command)
+    if data is not None:
+        steps += coursedata.sync_steps(inventory, facts.data, data)
     after_push = {**facts.images, **local_ids}
     steps += container_steps(facts, wanted, after_push, inventory.timeouts.command, only)
+    if data is not None and only is None:  # after the seats that mounted it were replaced without it
+        steps += coursedata.unused_steps(inventory, facts.data)
     steps += firewall.steps(inventory, facts, [p for w in wanted for p in w.host_ports], ssh_port)
     return steps
 
@@ -129,6 +136,7 @@ def teardown(inventory: Inventory, facts: Facts, *, keep_work: bool = False) -> 
     name, timeout = inventory.name, inventory.timeouts.command
     steps: list[Step] = [Run(f"remove {c}", commands.remove(c), timeout) for c in sorted(facts.containers)]
     steps.append(Run("remove env files", commands.remove_tree(f"/etc/fleet/{name}"), timeout))
+    steps.append(Run("remove the course data", commands.remove_tree(coursedata.root(name)), timeout))
     steps.append(Run("remove the seat network", commands.network_remove(network_name(name)), timeout))
     gone = volumes(name)
     if not keep_work:

@@ -146,4 +146,9 @@ def plan_text(outcomes: list[Outcome[Host, HostReport]]) -> str:
                 lines.append(f"      $ {join(argv)}")
             elif "upload" in step:
                 lines.append(f"      > {step['upload']} (mode {step['mode']}, {step['content']})")
+            elif "send" in step:
+                names = step["files"][:5] + (["..."] if len(step["files"]) > 5 else [])
+                lines.append(f"      > {step['send']}: {len(step['files'])} file(s), {step['bytes']} bytes"
+                             + (f" ({', '.join(names)})" if names else "")
+                             + (f"; remove {', '.join(step['remove'][:5])}" if step["remove"] else ""))
     return "\n".join(lines)

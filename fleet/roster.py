@@ -36,6 +36,8 @@ from fleet.errors import InputError
 MAX_FILE_BYTES = 1_000_000
 MAX_NAME = 100
 HEADER = "name"  # a first row with a cell called this (any case) is the header, and that column holds the names
+GROUP = "group"  # in such a header, the column of each student's group (e.g. instructor), if there is one
+MAX_GROUP = 40
 FORMULA_START = ("=", "+", "-", "@")  # a cell starting so is run as a formula by spreadsheets opening the handout CSV
 
 
@@ -45,6 +47,12 @@ class Roster:
 
     names: tuple[str, ...]
     source: str  # the CSV file, or the inventory for a YAML list: named in errors about the roster
+    groups: tuple[tuple[str, str], ...] = ()  # (name key, group as written) of the students that have one
+
+    def group_of(self, name: str) -> str | None:
+        """The student's group (as written in the roster), None when they have none or are not on it."""
+        k = key(name)
+        return next((g for n, g in self.groups if n == k), None)
 
 
 @dataclass(frozen=True, order=True)
@@ -74,9 +82,22 @@ def clean(name: str, *, file: str, line: int | None, field: str = "") -> str:
     return text
 
 
-def from_entries(entries: Sequence[tuple[str, int | None]], *, file: str,
+def clean_group(group: str, *, file: str, line: int | None, field: str = "") -> str | None:
+    """A student's group as the roster gives it: None when blank; refuse what cannot be one."""
+    text = " ".join(group.split())
+    if not text:
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in group):
+        raise InputError("a group cannot hold control characters", file=file, line=line, field=field)
+    if len(text) > MAX_GROUP:
+        raise InputError(f"a group name of {len(text)} characters is too long (at most {MAX_GROUP})",
+                         file=file, line=line, field=field)
+    return text
+
+
+def from_entries(entries: Sequence[tuple[str, int | None] | tuple[str, int | None, str | None]], *, file: str,
                  field_of: Callable[[int], str] | None = None) -> Roster:
-    """Names with their lines → a Roster; refuses an empty list and a name given twice.
+    """Names with their lines (and groups) → a Roster; refuses an empty list and a name given twice.
 
     Two students with the same name must be told apart by the teacher
     (``Alex Smith (B)``): the name is how a student finds their seat again.
@@ -85,8 +106,8 @@ def from_entries(entries: Sequence[tuple[str, int | None]], *, file: str,
     if not entries:
         raise InputError("the roster lists no students; leave out `roster:` for cards without names", file=file)
     seen: dict[str, int | None] = {}
-    names = []
-    for i, (name, line) in enumerate(entries):
+    names, groups = [], []
+    for i, (name, line, *group) in enumerate(entries):
         k = key(name)
         if k in seen:
             where = f"line {seen[k]}" if seen[k] is not None else "above"
@@ -94,7 +115,9 @@ def from_entries(entries: Sequence[tuple[str, int | None]], *, file: str,
                              file=file, line=line, field=field_of(i))
         seen[k] = line
         names.append(name)
-    return Roster(tuple(names), file)
+        if group and group[0]:
+            groups.append((k, group[0]))
+    return Roster(tuple(names), file, tuple(groups))
 
 
 def parse_csv(raw: bytes, file: str) -> Roster:
@@ -102,7 +125,8 @@ def parse_csv(raw: bytes, file: str) -> Roster:
 
     The first row is a header only if one of its cells is ``name`` (any case);
     otherwise it is a student like the rest, so a plain list of names, one a
-    line, is a valid roster. Delimiter , ; or tab (what spreadsheets export),
+    line, is a valid roster. A header may also have a ``group`` column (any
+    case): each student's group (e.g. instructor), blank for none. Delimiter , ; or tab (what spreadsheets export),
     UTF-8 with or without a byte-order mark; blank rows are skipped.
     """
     if len(raw) > MAX_FILE_BYTES:
@@ -114,7 +138,8 @@ def parse_csv(raw: bytes, file: str) -> Roster:
                          line=raw[: e.start].count(b"\n") + 1) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter(text))
     column: int | None = None
-    entries: list[tuple[str, int]] = []
+    group_column: int | None = None
+    entries: list[tuple[str, int, str | None]] = []
     try:
         line = 1
         for row in reader:
@@ -125,11 +150,13 @@ def parse_csv(raw: bytes, file: str) -> Roster:
                 heads = [cell.strip().casefold() for cell in row]
                 column = heads.index(HEADER) if HEADER in heads else 0
                 if HEADER in heads:
+                    group_column = heads.index(GROUP) if GROUP in heads else None
                     continue
             cell = row[column].strip() if column < len(row) else ""
             if not cell:
                 raise InputError(f"no name in column {column + 1}", file=file, line=start)
-            entries.append((clean(cell, file=file, line=start), start))
+            group = row[group_column] if group_column is not None and group_column < len(row) else ""
+            entries.append((clean(cell, file=file, line=start), start, clean_group(group, file=file, line=start)))
     except csv.Error as e:
         raise InputError(f"not valid CSV: {e}", file=file, line=reader.line_num) from None
     return from_entries(entries, file=file)
@@ -170,6 +197,11 @@ class Assignment:
     new: list[str] = field(default_factory=list)  # students placed on a seat this time
     released: list[SeatKey] = field(default_factory=list)  # held seats handed on: they need a new password
     waiting: list[str] = field(default_factory=list)  # students for seats that do not exist yet (droplets to create)
+    vacated: dict[SeatKey, str] = field(default_factory=dict)  # seat → the student moved off it (fab move): held
+
+    def vacated_record(self) -> list[dict[str, str]]:
+        """The seats students were moved off, as the state keeps them."""
+        return [{"name": name, "host": s.host, "container": s.container} for s, name in sorted(self.vacated.items())]
 
     def record(self) -> dict[str, dict[str, str]]:
         """The assignment as the state keeps it: by name key, current and held students alike."""
@@ -192,13 +224,32 @@ class SeatShortage(Exception):
         super().__init__(text)
 
 
+def groups_on(record: Mapping[str, Mapping[str, str]], roster: Roster | None, host: str) -> dict[str, str]:
+    """Container → the group of the roster's student placed there, for one host (the state's record, see
+    Assignment.record); students without a group, or no longer on the roster, are left out."""
+    if roster is None or not roster.groups:
+        return {}
+    out = {}
+    for v in record.values():
+        group = roster.group_of(v["name"]) if v.get("host") == host else None
+        if group:
+            out[v["container"]] = group
+    return out
+
+
 def previous_from(record: Mapping[str, Mapping[str, str]]) -> dict[str, tuple[str, SeatKey]]:
     """The state's record (see Assignment.record) → name key: (name, seat)."""
     return {k: (v["name"], SeatKey(v["host"], v["container"])) for k, v in record.items()}
 
 
+def vacated_from(record: Sequence[Mapping[str, str]]) -> dict[SeatKey, str]:
+    """The state's list of seats students were moved off (Assignment.vacated_record) → seat: name."""
+    return {SeatKey(v["host"], v["container"]): v["name"] for v in record}
+
+
 def assign(names: Sequence[str], seats: Sequence[SeatKey], previous: Mapping[str, tuple[str, SeatKey]],
-           *, release: bool = False, pending: int = 0) -> Assignment:
+           *, release: bool = False, pending: int = 0, spares: Sequence[SeatKey] = (),
+           vacated: Mapping[SeatKey, str] | None = None) -> Assignment:
     """Place every student on a seat: the previous one if it still exists, else the first free one.
 
     Seats of students no longer listed are held (or, with ``release``, freed
@@ -206,18 +257,25 @@ def assign(names: Sequence[str], seats: Sequence[SeatKey], previous: Mapping[str
     host or seat removed from the inventory) is forgotten: that student
     counts as new. ``pending`` seats are still to come (servers not created
     yet): students who fit only there are left ``waiting`` for a later run.
+    ``spares`` exist but are never given to a new student: only a move
+    (fab move) puts one there, and then they keep it like any seat. Seats in
+    ``vacated`` were left by a student moved to a spare; they still run with
+    that student's password and files, so they are held like a leaver's
+    seat (``release`` frees them too).
     Raises SeatShortage when the new students do not fit.
     """
-    exists = set(seats)
+    exists = set(seats) | set(spares)
     current = {key(n) for n in names}
     out = Assignment()
     for k, (name, seat) in previous.items():
         if k not in current and seat in exists and seat not in out.held:
             out.held[seat] = name
+    out.vacated = {seat: name for seat, name in (vacated or {}).items() if seat in exists and seat not in out.held
+                   and seat not in {s for _, s in previous.values()}}
     if release:
-        out.released = sorted(out.held)
-        out.held = {}
-    taken = set(out.held)
+        out.released = sorted(set(out.held) | set(out.vacated))
+        out.held, out.vacated = {}, {}
+    taken = set(out.held) | set(out.vacated)
     waiting = []
     for name in names:
         prev = previous.get(key(name))
@@ -228,7 +286,7 @@ def assign(names: Sequence[str], seats: Sequence[SeatKey], previous: Mapping[str
             waiting.append(name)
     free = [s for s in seats if s not in taken]
     if len(waiting) > len(free) + pending:
-        raise SeatShortage(waiting, len(free) + pending, out.held)
+        raise SeatShortage(waiting, len(free) + pending, {**out.vacated, **out.held})
     for name, seat in zip(waiting, free, strict=False):
         out.seats[seat] = name
         out.new.append(name)

@@ -29,6 +29,12 @@ class Seat:
         return f"{self.fleet}-{self.service.name}-{self.number}"
 
     @property
+    def spare(self) -> bool:
+        """A spare seat (numbered after the service's ``seats``): started and held, never given to a new
+        student; ``fab move`` puts a student there."""
+        return self.number > self.service.seats
+
+    @property
     def host_port(self) -> int:
         return self.service.publish + self.number - 1
 
@@ -59,9 +65,9 @@ def network_name(fleet: str) -> str:
 
 
 def expand(inventory: Inventory) -> list[Seat]:
-    """Every seat every host gets, in a stable order."""
+    """Every seat every host gets, in a stable order: service by service, seat by seat, its spares last."""
     https = inventory.model.tls.mode != "off"
-    return [Seat(inventory.name, svc, n, https) for svc in inventory.services for n in range(1, svc.seats + 1)]
+    return [Seat(inventory.name, svc, n, https) for svc in inventory.services for n in range(1, svc.seat_ports + 1)]
 
 
 def new_secret() -> str:

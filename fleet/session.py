@@ -108,14 +108,16 @@ class Session:
         return found[0] if found else (self.state.site(host.id).get("address") or None)
 
     def stats(self) -> dict:
-        """SSH connections, round trips and image bytes sent from this computer, per host."""
+        """SSH connections, round trips, image and course data bytes sent from this computer, per host."""
         hosts: dict[str, dict[str, int]] = {}
         for r in list(self.opened):
-            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0})
+            h = hosts.setdefault(r.host.id, {"connections": 0, "round_trips": 0, "pushed_bytes": 0, "data_bytes": 0})
             h["connections"] += 1
             h["round_trips"] += r.round_trips
             h["pushed_bytes"] += r.pushed_bytes
+            h["data_bytes"] += r.data_bytes
         return {"hosts": hosts, "pushed_bytes": sum(h["pushed_bytes"] for h in hosts.values()),
+                "data_bytes": sum(h["data_bytes"] for h in hosts.values()),
                 "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
     def _save_pins(self) -> None:

@@ -41,13 +41,14 @@ from dataclasses import dataclass, field
 import paramiko
 from fabric import Config, Connection
 
+from fleet import filesync
 from fleet.batch import batch_command
 from fleet.commands import images
 from fleet.errors import HostError
 from fleet.hostkeys import HostKeys, known_hosts_name
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
-from fleet.steps import PushImage, Run, Step, Upload
+from fleet.steps import PushImage, Run, SendFiles, Step, Upload
 
 # paramiko logs socket errors itself; without a handler Python would print them
 # as stray lines. Errors reach the user once, as the host's one line.
@@ -105,6 +106,7 @@ class Remote:
         self.progress = progress
         self.round_trips = 0
         self.pushed_bytes = 0  # image bytes sent from this computer (push_image)
+        self.data_bytes = 0  # course data sent from this computer (SendFiles: the manifest and the tar stream)
         self._sock: socket.socket | None = None
         self.peer: str | None = None  # the IP address the connection reached (None through a ProxyJump/ProxyCommand)
         self._lost = 0.0  # seconds without an answer when a watch gave the connection up
@@ -454,7 +456,15 @@ class Remote:
             return self.upload(step.path, step.content, step.mode, timeout=step.timeout, title=step.title)
         if isinstance(step, PushImage):
             return self.push_image(step.image, timeout=step.timeout, title=step.title)
+        if isinstance(step, SendFiles):
+            return self.run(filesync.argv(step), timeout=step.timeout, stdin=self._counted(filesync.chunks(step)),
+                            title=step.title)
         raise TypeError(step)
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.data_bytes += len(chunk)
+            yield chunk
 
     def apply_batch(self, steps: list[Run | Upload]) -> Result:
         """Carry out several Runs and Uploads in one round trip, in order, stopping at the first that fails.

@@ -84,10 +84,15 @@ services:                  # what every host runs: one container per seat, each 
     # health: /api/status  # the path that answers once a seat is up; default per kind
     # ready_timeout: {jupyter.ready.timeout}   # seconds a new seat gets to answer; default per kind
     # secret_env: TOKEN    # generic only, and required there: the variable that receives the seat's password
+    # spares: 0            # extra seats per host, started and held for `fab move` (a broken seat or host)
+    # groups: {{instructor: {{memory: 4g, cpus: 2}}}}   # a roster group's own limits on its students' seats
+    # data: {{src: ./datasets, mount: {jupyter.workdir}/data}}   # this service's course data, instead of the fleet's
   # - name: rstudio        # a second service: its seats get the next free ports
   #   kind: rstudio
 
-# roster: students.csv     # the students (a CSV file, column `name`) or a list [Ana, Ben]; seats follow it
+# roster: students.csv     # the students (a CSV file, column `name`, optional `group`) or a list [Ana, Ben]
+# data: {{src: ./datasets, mount: {jupyter.workdir}/data}}   # course data: sent once per host, read-only in every seat
+#                          # (src relative to this file; mount default: `data` in each seat's work folder)
 # handout: {{title: Statistics 101, certificate_note: ""}}   # the printable cards: heading; "" drops the https note
 # mode: seats              # seats: fixed servers per host | hub: the whole class at one address (JupyterHub on Swarm)
 # hub: {{idle_timeout: 30m, admin: teacher, port: 443}}   # mode: hub only: see README "The whole class at one address"

@@ -53,7 +53,31 @@ class PushImage:
         return {"do": self.title, "push": self.image, "timeout": self.timeout}
 
 
-Step = Run | Upload | PushImage
+@dataclass(frozen=True)
+class SendFiles:
+    """Bring a folder of the host in line with a folder of this computer (fleet/filesync.py carries it out):
+    the files in ``send`` go as one tar stream on stdin, those in ``remove`` are deleted, and the host's
+    manifest of the folder becomes ``manifest``. Paths are relative to both folders."""
+
+    title: str
+    source: str  # the folder on this computer
+    folder: str  # the folder on the host
+    manifest_path: str  # where the host keeps the manifest of what it has
+    manifest: bytes = field(repr=False)
+    send: tuple[tuple[str, int], ...] = ()  # (relative path, size) of the new and changed files
+    remove: tuple[str, ...] = ()
+    timeout: int = 1800
+
+    @property
+    def size(self) -> int:
+        return sum(n for _, n in self.send)
+
+    def describe(self) -> dict:
+        return {"do": self.title, "send": self.folder, "from": self.source, "files": [p for p, _ in self.send],
+                "bytes": self.size, "remove": list(self.remove), "timeout": self.timeout}
+
+
+Step = Run | Upload | PushImage | SendFiles
 
 
 def sh(title: str, script: str, *args: str, timeout: int = 120) -> Run:

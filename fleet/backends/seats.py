@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from fleet import certs, desired, proxy, ready, recover, usage
+from fleet import certs, coursedata, desired, filesync, proxy, ready, recover, roster, usage
 from fleet import plan as plan_mod
 from fleet.apply import apply_steps, started_containers
 from fleet.backends.base import Provisioning
@@ -42,10 +42,18 @@ def images_to_send(inventory: Inventory) -> list[str]:
 
 
 def wanted(session: Session, host: Host, cert: proxy.Certificate | None = None) -> list[Wanted]:
-    """The host's containers, with credentials from the state (made on first use); the proxy with ``cert``."""
+    """The host's containers, with credentials from the state (made on first use) and the limits of the roster
+    group of the student placed on each seat; the proxy with ``cert``."""
     inv = session.inventory
     secrets = {s.container: session.state.secret(host.id, s.container, new_secret) for s in expand(inv)}
-    return desired.for_host(inv, host, secrets, cert)
+    groups = roster.groups_on(session.state.data.get("roster", {}), inv.roster, host.id)
+    return desired.for_host(inv, host, secrets, cert, groups)
+
+
+def local_data(inventory: Inventory) -> dict[str, filesync.Manifest]:
+    """This computer's course data, each folder read and hashed once per command (exit 2 when unreadable)."""
+    return {ds.key: filesync.scan(ds.source, file=str(inventory.path), field=ds.field)
+            for ds in coursedata.datasets(inventory)}
 
 
 def seat_reports(inventory: Inventory, host: Host, facts: Facts, want: list[Wanted],
@@ -66,6 +74,7 @@ def provision(run: Provisioning) -> list[Outcome[Host, HostReport]]:
     session, inv, relay = run.session, run.session.inventory, run.relay
     want = {h.id: wanted(session, h) for h in run.hosts}
     session.state.save()  # credentials exist locally before any host can hold them
+    data = local_data(inv)
     if inv.model.tls.mode != "off":
         session.tls_material()  # the EAB key and the CA's root: exit 2 before any host is touched when unusable
 
@@ -96,13 +105,14 @@ def provision(run: Provisioning) -> list[Outcome[Host, HostReport]]:
                 session.progress(f"  {host.id}: Docker's install at first boot (cloud-init) {facts.firstboot}; "
                                  "installing it over SSH")
             report.tls = describe(cert, have, order_beside)
-            report.steps = plan_mod.plan(inv, facts, want[host.id], run.local_ids, ssh_port=host.port, only=run.only)
+            report.steps = plan_mod.plan(inv, facts, want[host.id], run.local_ids, ssh_port=host.port, only=run.only,
+                                         data=data)
             applied = list(report.steps)
             if not run.dry_run:
                 if report.steps:
                     apply_steps(relay, host, remote, report.steps, session.progress)
                 if cert.mode == "acme" and have is None and run.only is None:
-                    serving, more = obtain(run, remote, host, cert, facts, want, order_beside, applied, report)
+                    serving, more = obtain(run, remote, host, cert, facts, want, order_beside, applied, report, data)
                     applied += more
                 if started_containers(applied):
                     session.progress(f"  {host.id}: wait until every seat answers")
@@ -152,7 +162,7 @@ def describe(cert: proxy.Certificate, have: certs.Stored | None, order_beside: b
 
 def obtain(run: Provisioning, remote: Remote, host: Host, cert: proxy.Certificate, facts: Facts,
            want: dict[str, list[Wanted]], order_beside: bool, applied: list[Step],
-           report: HostReport) -> tuple[proxy.Certificate, list[Step]]:
+           report: HostReport, data: dict[str, filesync.Manifest] | None = None) -> tuple[proxy.Certificate, list[Step]]:
     """Have the CA issue ``cert`` (bounded by timeouts.certificate); return what the proxy now serves and the
     steps taken to get there.
 
@@ -184,7 +194,7 @@ def obtain(run: Provisioning, remote: Remote, host: Host, cert: proxy.Certificat
             return internal(cert), []
         want[host.id] = wanted(session, host, cert)
         after = session.gather(remote, plan_mod.images_of(want[host.id]))
-        steps = plan_mod.plan(inv, after, want[host.id], run.local_ids, ssh_port=host.port, only=run.only)
+        steps = plan_mod.plan(inv, after, want[host.id], run.local_ids, ssh_port=host.port, only=run.only, data=data)
         if steps:
             apply_steps(run.relay, host, remote, steps, session.progress)
         return cert, steps

@@ -17,11 +17,12 @@ def seat_labels(seat: Seat) -> dict[str, str]:
     return {LABEL: seat.fleet, "fleet.service": seat.service.name, "fleet.seat": str(seat.number)}
 
 
-def seat_args(seat: Seat, network: str, *, publish: bool) -> list[str]:
-    """Limits, network, port and env file of one seat; no secret in argv.
+def seat_args(seat: Seat, network: str, *, publish: bool, data: tuple[str, str] | None = None) -> list[str]:
+    """Limits, network, port, volumes and env file of one seat; no secret in argv.
 
     Behind the TLS proxy a seat publishes nothing: only the proxy can reach it,
-    over the fleet's private network.
+    over the fleet's private network. ``data``: (the host's folder of course
+    data, where the seat sees it), mounted read-only.
     """
     s = seat.service
     args = ["--network", network, "--hostname", seat.container]
@@ -36,6 +37,8 @@ def seat_args(seat: Seat, network: str, *, publish: bool) -> list[str]:
         args += ["--publish", f"{seat.host_port}:{s.container_port}"]
     if s.work_dir:  # the students' files outlive the container: restarts, resets and upgrades keep them
         args += ["--volume", f"{seat.volume}:{s.work_dir}"]
+    if data:  # the teacher's files: read-only, even for root in the container
+        args += ["--volume", f"{data[0]}:{data[1]}:ro"]
     return [*args, "--env-file", seat.env_path]
 
 

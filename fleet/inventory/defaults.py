@@ -65,10 +65,10 @@ def fill(model: InventoryModel) -> tuple[InventoryModel, tuple[Default, ...]]:
     for svc in model.services:
         update = service_defaults(svc)
         if svc.publish is None:
-            publish = first_free_block(svc.seats, taken)
+            publish = first_free_block(svc.seat_ports, taken)
             if publish is not None:  # None: no room left (thousands of services); the loader says so
                 update["publish"] = publish
-                taken.update(range(publish, publish + svc.seats))
+                taken.update(range(publish, publish + svc.seat_ports))
         services.append(svc.model_copy(update=update) if update else svc)
     filled = model.model_copy(update={"services": services})
     found = list(unwritten(model, filled))  # the services' values first: they are the ones a teacher asks about

@@ -35,7 +35,7 @@ from fleet.inventory.cloud import check_droplet_key, refuse_tokens
 from fleet.inventory.defaults import fill as fill_defaults
 from fleet.inventory.hosts import resolve_hosts
 from fleet.inventory.model import Inventory, InventoryModel
-from fleet.inventory.services import check_ports
+from fleet.inventory.services import check_data, check_ports
 from fleet.inventory.students import load_roster
 from fleet.inventory.tls import check_ca_root
 
@@ -96,6 +96,7 @@ def _load(path: Path) -> Inventory:
     except InputError as e:
         problems.error(e)
     _check_publish(model, problems)
+    check_data(model.services, model.data, path.parent, problems)
     inv = Inventory(path=path, model=model, hosts=hosts, defaults=defaults)
     roster = None
     try:
@@ -110,7 +111,7 @@ def _check_publish(model: InventoryModel, problems: Problems) -> None:
     """Seat ports: a block for every service (the defaults found one), none overlapping or reserved."""
     for i, svc in enumerate(model.services):
         if svc.publish is None:
-            problems.add(f"no block of {svc.seats} free ports is left from 8000 up; give `publish:`", ("services", i))
+            problems.add(f"no block of {svc.seat_ports} free ports is left from 8000 up; give `publish:`", ("services", i))
     check_ports(model.services, model.reserved_ports(), problems)
 
 
@@ -125,6 +126,9 @@ def _check_sections(data: dict, path: Path, problems: Problems) -> None:
             return None
 
     ssh, hosts, services, tls = valid("ssh", {}), valid("hosts", []), valid("services", None), valid("tls", "auto")
+    course = valid("data", None)
+    if services is not None and (course is not None or data.get("data") is None):
+        check_data(services, course, path.parent, problems)
     if ssh is None or hosts is None:
         return
     resolve_hosts(hosts, ssh, path, problems)
@@ -245,6 +249,13 @@ def _roster_as_written(data: dict, texts: dict[Path_, str]) -> None:
     names = data.get("roster")
     if isinstance(names, list):
         for i, name in enumerate(names):
+            if isinstance(name, dict):  # {name: ..., group: ...}
+                for field in ("name", "group"):
+                    text = texts.get(("roster", i, field))
+                    if text is not None and field in name and name[field] is not None \
+                            and not isinstance(name[field], str):
+                        name[field] = text
+                continue
             text = texts.get(("roster", i))
             if text is not None and not isinstance(name, str):
                 names[i] = text

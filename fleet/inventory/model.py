@@ -20,7 +20,7 @@ from fleet.inventory.base import Model
 from fleet.inventory.cloud import DigitalOceanSettings
 from fleet.inventory.hosts import Host, HostEntry
 from fleet.inventory.hub import HubSection
-from fleet.inventory.services import Service
+from fleet.inventory.services import DataSettings, Service
 from fleet.inventory.ssh import SSHSettings
 from fleet.inventory.tls import ProxySettings, TLSSettings
 
@@ -66,6 +66,7 @@ class InventoryModel(Model):
     timeouts: Timeouts = Timeouts()
     services: list[Service] = Field(min_length=1)
     roster: str | list[Any] | None = None  # a CSV file beside the inventory, or the names; items checked in load()
+    data: DataSettings | None = None  # course data for every service's seats (a service's own `data:` wins)
     mode: Literal["seats", "hub"] = "seats"  # seats: fixed containers per host; hub: JupyterHub on Docker Swarm
     hub: HubSection = HubSection()
     handout: HandoutSettings = HandoutSettings()
@@ -101,6 +102,13 @@ class InventoryModel(Model):
         if self.mode == "hub" and (len(self.services) != 1 or self.services[0].kind != "jupyter"):
             raise ValueError("mode: hub serves one Jupyter server image to every student: list exactly one service, "
                              "of kind jupyter (its image, memory and cpus are each student's server's)")
+        if self.mode == "hub":
+            svc = self.services[0]
+            unsupported = [f for f, used in (("data", self.data or svc.data), ("spares", svc.spares),
+                                             ("groups", svc.groups)) if used]
+            if unsupported:
+                raise ValueError(f"mode: hub has no fixed seats: {', '.join(unsupported)} work in mode: seats only; "
+                                 "leave them out")
         return self
 
     def reserved_ports(self) -> dict[int, str]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fleet.inventory.base import Model, Problems, check_image, check_user
+from fleet.inventory.base import Model, Path_, Problems, check_image, check_user
 from fleet.kinds import KINDS, Kind, Ready
 
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -56,6 +57,56 @@ def parse_cpuset(text: str) -> tuple[int, ...]:
 
 
 NO_LIMIT = "none"  # `memory: none`, `cpus: none`: this service's seats get no such limit
+MOUNT_RE = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")  # a folder in the container: no spaces, `:` or `,` reach docker run
+GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
+FLEET_DATA = "fleet"  # the host's folder of the fleet-wide `data:` (a service's own is named after it)
+DATA_FOLDER = "data"  # where course data is mounted, inside the seat's work folder, unless `mount:` says
+
+
+def no_limit(v: Any) -> Any:
+    """`none` (any case) → None: no such limit."""
+    return None if isinstance(v, str) and v.strip().lower() == NO_LIMIT else v
+
+
+def group_key(name: str) -> str:
+    """The identity of a group name: `Instructor` and `instructor ` are one group."""
+    return " ".join(name.casefold().split())
+
+
+class DataSettings(Model):
+    """Course data: a folder of this computer (relative to the inventory), sent once to each host and mounted
+    read-only into every seat at ``mount`` (default: ``data`` in the seat's work folder)."""
+
+    src: str = Field(min_length=1)
+    mount: str | None = None
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        text = v.rstrip("/") if v != "/" else v
+        parts = text.split("/")[1:]
+        if not MOUNT_RE.match(text) or any(p in (".", "..") for p in parts):
+            raise ValueError(f"{v!r} is not a folder inside the container; write an absolute path of letters, "
+                             "digits and . _ - @ +, e.g. /home/jovyan/data")
+        return text
+
+
+class GroupLimits(Model):
+    """A roster group's own limits on the seats its students sit at (left out: the service's)."""
+
+    memory: str | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+
+    _no_limit = field_validator("memory", "cpus", mode="before")(lambda v: no_limit(v))
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_memory(v)
+        return v
 
 
 class Service(Model):
@@ -69,6 +120,7 @@ class Service(Model):
     port: int | None = Field(None, ge=1, le=65535)  # default per kind (generic: required)
     publish: int | None = Field(None, ge=1, le=65535)  # default: the first free block of ports from 8000
     seats: int = Field(1, ge=1, le=500)
+    spares: int = Field(0, ge=0, le=100)  # extra seats per host, numbered after the others, held for `fab move`
     memory: str | None = None  # default per kind
     cpus: float | None = Field(None, gt=0, le=1024)  # default per kind, unless a cpuset is given
     cpuset: str | None = None
@@ -79,6 +131,8 @@ class Service(Model):
     user: str | None = None  # who owns them inside the container; default per kind
     health: str | None = None  # the path that answers 200-399 once the seat is up; default per kind
     ready_timeout: int | None = Field(None, ge=1, le=3600)  # seconds a new seat gets to answer; default per kind
+    data: DataSettings | None = None  # course data for this service's seats (instead of the fleet's `data:`)
+    groups: dict[str, GroupLimits] = {}  # a roster group's own memory/cpus on the seats of its students
 
     @field_validator("name")
     @classmethod
@@ -89,10 +143,22 @@ class Service(Model):
 
     _image = field_validator("image")(lambda v: v if v is None else check_image(v))
 
-    @field_validator("memory", "cpus", mode="before")
+    _no_limit = field_validator("memory", "cpus", mode="before")(lambda v: no_limit(v))
+
+    @field_validator("groups", mode="before")
     @classmethod
-    def _no_limit(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and v.strip().lower() == NO_LIMIT else v
+    def _groups(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        seen: dict[str, str] = {}
+        for name in v:
+            if not isinstance(name, str) or not GROUP_RE.match(name):
+                raise ValueError(f"{name!r} is not a group name (letters, digits, spaces, _ . -; as in the roster's "
+                                 "`group` column)")
+            if group_key(name) in seen:
+                raise ValueError(f"group {name!r} is given twice (also as {seen[group_key(name)]!r})")
+            seen[group_key(name)] = name
+        return v
 
     @field_validator("memory")
     @classmethod
@@ -164,9 +230,14 @@ class Service(Model):
             raise ValueError(f"a {self.kind} seat's secret goes in {default_secret}; leave out `secret_env:`")
         if self.login_secret_env in self.env:
             raise ValueError(f"env must not set {self.login_secret_env}: fleet generates one per seat")
-        if self.publish is not None and self.publish + self.seats - 1 > 65535:
-            raise ValueError(f"publish {self.publish} + {self.seats} seats runs past port 65535")
+        if self.publish is not None and self.publish + self.seat_ports - 1 > 65535:
+            raise ValueError(f"publish {self.publish} + {self.seat_ports} seats runs past port 65535")
         return self
+
+    @property
+    def seat_ports(self) -> int:
+        """Seats per host, spares included: each has its own host port."""
+        return self.seats + self.spares
 
     @property
     def container_port(self) -> int:
@@ -205,8 +276,31 @@ class Service(Model):
 
     @property
     def host_ports(self) -> range:
-        """The host ports of its seats (publish is filled in by the loader when the file leaves it out)."""
-        return range(self.publish, self.publish + self.seats) if self.publish is not None else range(0)
+        """The host ports of its seats, spares included (publish is filled in by the loader when the file leaves
+        it out)."""
+        return range(self.publish, self.publish + self.seat_ports) if self.publish is not None else range(0)
+
+    def group_limits(self, group: str | None) -> GroupLimits | None:
+        """The overrides of a roster group on this service (matched ignoring case), None when it has none."""
+        if not group:
+            return None
+        return next((v for k, v in self.groups.items() if group_key(k) == group_key(group)), None)
+
+    def for_group(self, group: str | None) -> Service:
+        """This service as a seat of a student of ``group`` runs it: the group's memory/cpus where it gives them."""
+        limits = self.group_limits(group)
+        if limits is None:
+            return self
+        return self.model_copy(update={k: getattr(limits, k) for k in limits.model_fields_set})
+
+    def data_mount(self, data: DataSettings | None) -> str | None:
+        """Where course data ``data`` is mounted in this service's seats: its ``mount``, else ``data`` in the
+        work folder; None when neither is known (a generic service without workdir must say)."""
+        if data is None:
+            return None
+        if data.mount:
+            return data.mount
+        return f"{self.work_dir.rstrip('/')}/{DATA_FOLDER}" if self.work_dir else None
 
 
 def check_ports(services: list[Service], reserved: dict[int, str], problems: Problems) -> None:
@@ -235,3 +329,44 @@ def check_ports(services: list[Service], reserved: dict[int, str], problems: Pro
                 f"({other.publish}-{other.host_ports[-1]}); start this one at {other.host_ports[-1] + 1} or later",
                 ("services", i, "publish"))
         owner.update((p, i) for p in svc.host_ports if p not in owner)
+
+
+def data_folder(base: Path, data: DataSettings) -> Path:
+    """The course data's folder on this computer: ``src`` relative to the inventory's folder."""
+    return (base / Path(data.src).expanduser()).resolve()
+
+
+def check_data(services: list[Service], fleet_data: DataSettings | None, base: Path, problems: Problems) -> None:
+    """Course data: each ``src`` a folder on this computer (relative to the inventory's folder); each seat's mount
+    neither its work folder nor a folder above it (it would hide the students' files); a service called
+    ``fleet`` has no data of its own while the fleet has some (both would be the host's folder ``fleet``)."""
+    def source(data: DataSettings, path: Path_) -> None:
+        folder = data_folder(base, data)
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            problems.add(f"{data.src!r} {what} (looked at {folder}); name the folder of files to share", (*path, "src"))
+
+    if fleet_data is not None:
+        source(fleet_data, ("data",))
+    for i, svc in enumerate(services):
+        if svc.data is not None:
+            source(svc.data, ("services", i, "data"))
+            if fleet_data is not None and svc.name == FLEET_DATA:
+                problems.add(f"a service called {FLEET_DATA!r} cannot have data of its own while the fleet has "
+                             "`data:` (both would be kept in the host's folder of that name); rename the service",
+                             ("services", i, "data"))
+        data = svc.data or fleet_data
+        if data is None:
+            continue
+        path: Path_ = ("services", i, "data") if svc.data else ("data",)
+        field = f"services[{i}].data.mount"
+        mount = svc.data_mount(data)
+        if mount is None:
+            problems.add(f"service {svc.name!r} has no `workdir:` to put the data in: give `mount:`, the folder in "
+                         "its seats to mount it at", (*path, "mount"), field=field)
+            continue
+        work = (svc.work_dir or "").rstrip("/")
+        if work and (mount == work or work.startswith(mount + "/")):
+            problems.add(f"mount {mount} would hide the students' files of service {svc.name!r} (its work folder "
+                         f"is {work}); mount the data inside it, e.g. {work}/{DATA_FOLDER}", (*path, "mount"),
+                         field=field)

@@ -29,13 +29,24 @@ def load_roster(inv: Inventory, lines: dict[Path_, int]) -> roster_mod.Roster | 
         roster = roster_mod.read_csv((inv.path.parent / Path(spec).expanduser()).resolve(), file, line)
     else:
         entries = []
-        for i, name in enumerate(spec):
+        for i, item in enumerate(spec):
             at, here = line_for(lines, (*where.split("."), i)), f"{where}[{i}]"
+            name, group = item, None
+            if isinstance(item, dict):  # {name: Ada Lovelace, group: instructor}
+                unknown = sorted(str(k) for k in item if k not in ("name", "group"))
+                if unknown or "name" not in item:
+                    raise InputError(f"a roster entry written as a mapping has `name:` and optionally `group:`"
+                                     f"{', not ' + ', '.join(unknown) if unknown else ''}", file=file, line=at, field=here)
+                name, group = item["name"], item.get("group")
+                if group is not None and not isinstance(group, str):
+                    raise InputError("a group is text, e.g. group: instructor", file=file, line=at, field=f"{here}.group")
             if not isinstance(name, str):
-                raise InputError("each roster entry is one name on a `- ` line", file=file, line=at, field=here)
+                raise InputError("each roster entry is one name on a `- ` line (or `- {name: ..., group: ...}`)",
+                                 file=file, line=at, field=here)
             if not name.strip():
                 raise InputError("an empty name; remove the line", file=file, line=at, field=here)
-            entries.append((roster_mod.clean(name, file=file, line=at, field=here), at))
+            entries.append((roster_mod.clean(name, file=file, line=at, field=here), at,
+                            roster_mod.clean_group(group or "", file=file, line=at, field=f"{here}.group")))
         roster = roster_mod.from_entries(entries, file=file, field_of=lambda i: f"{where}[{i}]")
     if inv.model.mode == "hub":  # no fixed seats: Swarm places each student's server where there is room
         return roster

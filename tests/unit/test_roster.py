@@ -89,7 +89,9 @@ def test_no_roster(load):
     ("roster: missing.csv\n", 5, "roster", "does not exist"),
     ("roster: 3\n", 5, "roster", "a CSV file (roster: students.csv) or a list of names"),
     ("roster: ''\n", 5, "roster", "name the CSV file"),
-    ("roster:\n  - Ana\n  - {name: Ben}\n", 7, "roster[1]", "one name"),
+    ("roster:\n  - Ana\n  - {nme: Ben}\n", 7, "roster[1]", "has `name:` and optionally `group:`, not nme"),
+    ("roster:\n  - Ana\n  - [Ben]\n", 7, "roster[1]", "one name"),
+    ("roster:\n  - Ana\n  - {name: Ben, group: [a]}\n", 7, "roster[1].group", "a group is text"),
     ("roster:\n  - Ana\n  -\n", 7, "roster[1]", "empty name"),
     ("roster:\n  - Ana\n  - ana\n", 7, "roster[1]", "listed twice (also line 6)"),
     ("roster: []\n", None, "", "lists no students"),
@@ -185,3 +187,78 @@ def test_students_wait_for_seats_still_to_be_created():
     assert seats_of(later)["Cleo"] == SEATS[2] and later.new == ["Cleo"] and not later.waiting
     with pytest.raises(roster.SeatShortage, match="need a seat but 3 are free"):
         roster.assign(["Ana", "Ben", "Cleo", "Dan"], SEATS[:2], {}, pending=1)
+
+
+# --- groups ----------------------------------------------------------------------------
+
+
+def test_csv_group_column_any_case_blank_for_none():
+    r = roster.parse_csv(b"Name;GROUP;email\nAda Lovelace;Instructor;a@x\nGrace;;g@x\nAlan; tas ;t@x\n", "s.csv")
+    assert r.names == ("Ada Lovelace", "Grace", "Alan")
+    assert (r.group_of("ada  lovelace"), r.group_of("Grace"), r.group_of("Alan"), r.group_of("Nobody")) == \
+        ("Instructor", None, "tas", None)
+
+
+def test_without_a_header_there_is_no_group_column():
+    r = roster.parse_csv(b"Ada,instructor\nGrace,student\n", "s.csv")
+    assert r.names == ("Ada", "Grace") and r.groups == ()
+
+
+def test_csv_group_errors_name_the_line():
+    with pytest.raises(InputError) as e:
+        roster.parse_csv(b"name,group\nAda,ok\nGrace," + b"x" * 41 + b"\n", "s.csv")
+    assert (e.value.line, "too long") == (3, "too long") and "too long" in str(e.value)
+
+
+def test_yaml_entries_with_groups(load):
+    inv = load("roster:\n  - {name: Ada Lovelace, group: instructor}\n  - Grace\n  - {name: No, group: 1e3}\n")
+    assert inv.roster.names == ("Ada Lovelace", "Grace", "No")
+    assert inv.roster.group_of("Ada Lovelace") == "instructor" and inv.roster.group_of("No") == "1e3"
+
+
+def test_groups_on_a_host_come_from_the_placement():
+    r = roster.Roster(("Ada", "Grace", "Alan"), "s", (("ada", "instructor"), ("alan", "ta")))
+    record = {"ada": {"name": "Ada", "host": "h1", "container": "c-nb-1"},
+              "grace": {"name": "Grace", "host": "h1", "container": "c-nb-2"},
+              "alan": {"name": "Alan", "host": "h2", "container": "c-nb-1"}}
+    assert roster.groups_on(record, r, "h1") == {"c-nb-1": "instructor"}
+    assert roster.groups_on(record, r, "h2") == {"c-nb-1": "ta"}
+    assert roster.groups_on(record, None, "h1") == {}
+
+
+# --- spares and moved students ---------------------------------------------------------
+
+SPARES = [SeatKey(h, "c-nb-3") for h in ("h1", "h2")]
+
+
+def test_spares_are_never_given_to_new_students():
+    a = roster.assign(["Ana", "Ben", "Cleo", "Dan"], SEATS, {}, spares=SPARES)
+    assert set(a.seats) == set(SEATS)
+    with pytest.raises(roster.SeatShortage, match="1 new student .Eve. needs a seat but 0 are free"):
+        roster.assign(["Ana", "Ben", "Cleo", "Dan", "Eve"], SEATS, roster.previous_from(a.record()), spares=SPARES)
+
+
+def test_a_moved_student_keeps_the_spare_and_their_old_seat_is_held():
+    first = roster.assign(["Ana", "Ben", "Cleo"], SEATS, {}, spares=SPARES)
+    record = first.record()
+    record["ana"] = {"name": "Ana", "host": "h2", "container": "c-nb-3"}  # fab move: Ana to h2's spare
+    vacated = {SEATS[0]: "Ana"}
+    later = roster.assign(["Ana", "Ben", "Cleo", "Dan"], SEATS, roster.previous_from(record), spares=SPARES,
+                          vacated=vacated)
+    assert seats_of(later) == {"Ana": SPARES[1], "Ben": SEATS[1], "Cleo": SEATS[2], "Dan": SEATS[3]}
+    assert later.vacated == {SEATS[0]: "Ana"} and later.vacated_record() == [
+        {"name": "Ana", "host": "h1", "container": "c-nb-1"}]
+    with pytest.raises(roster.SeatShortage) as e:  # the old seat still runs with Ana's password and files
+        roster.assign(["Ana", "Ben", "Cleo", "Dan", "Eve"], SEATS, roster.previous_from(later.record()),
+                      spares=SPARES, vacated=vacated)
+    assert "Ana (h1 c-nb-1)" in str(e.value)
+    freed = roster.assign(["Ana", "Ben", "Cleo", "Dan", "Eve"], SEATS, roster.previous_from(later.record()),
+                          spares=SPARES, vacated=vacated, release=True)
+    assert freed.released == [SEATS[0]] and seats_of(freed)["Eve"] == SEATS[0] and not freed.vacated
+    assert seats_of(freed)["Ana"] == SPARES[1]
+
+
+def test_a_student_leaving_the_roster_from_a_spare_holds_it():
+    record = {"ana": {"name": "Ana", "host": "h2", "container": "c-nb-3"}}
+    a = roster.assign(["Ben"], SEATS, roster.previous_from(record), spares=SPARES)
+    assert a.held == {SPARES[1]: "Ana"} and seats_of(a) == {"Ben": SEATS[0]}
