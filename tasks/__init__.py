@@ -9,7 +9,7 @@ work.
 from invoke import Collection
 
 from .check import check
-from .classroom import collect, distribute, logs, reset, upgrade
+from .classroom import collect, distribute, logs, move, reset, upgrade
 from .handout import handout
 from .init import init
 from .plan import plan_
@@ -17,4 +17,5 @@ from .provision import provision
 from .status import status
 from .teardown import teardown
 
-ns = Collection(init, provision, plan_, check, status, handout, teardown, reset, distribute, collect, logs, upgrade)
+ns = Collection(init, provision, plan_, check, status, handout, teardown, reset, distribute, collect, logs, upgrade,
+                move)

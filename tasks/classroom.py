@@ -1,4 +1,4 @@
-"""The tasks of the workshop day: reset, distribute, collect, logs, upgrade."""
+"""The tasks of the workshop day: reset, distribute, collect, logs, upgrade, move."""
 from __future__ import annotations
 
 import time
@@ -8,6 +8,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from fleet import classroom
+from fleet import handout as handout_mod
 from fleet.errors import InputError
 from fleet.inventory import parse_size
 from fleet.report import table
@@ -86,6 +87,42 @@ def logs(c, hosts, seat, follow=False, tail=100):
     s = session(c, hosts)
     host, chosen = classroom.check_seat(s, seat)
     classroom.logs(s, host, chosen, tail=tail, follow=follow, emit=print)
+
+
+@task(help={"hosts": HOSTS_HELP,
+            "seat": "the student to move: their name from the roster, or their seat (its number in the handout, "
+                    "or HOST/SEAT like 192.0.2.10/notebook-3)",
+            "to": "where to: `spare` (default) picks a free spare seat on another host, the one with the fewest "
+                  "students; or name a spare as HOST/SEAT (e.g. 192.0.2.11/notebook-4) or by its number",
+            "plain": PLAIN_HELP})
+@cli
+def move(c, hosts, seat, to="spare", plain=False):
+    """Move a student off a broken seat or host to a spare seat, with their files, and print their new card.
+
+    Needs `spares: N` on the service (N extra seats per host, started and
+    held; provision first). The student's files are copied from their old
+    seat when its host still answers (the course data is not); when it does
+    not, they move without them and a line says so. The new seat runs with
+    their group's limits and must answer before the move counts. Their old
+    seat is held (it still has their files and password) until
+    `fab provision --release-seats`. The handout and the roster follow: the
+    student's card now shows the spare's address and token.
+    """
+    started = time.monotonic()
+    s = session(c, hosts)
+    with showing_progress(plain):
+        moved, outcomes = classroom.move(s, seat, to)
+    (old_host, old_seat), (new_host, new_seat) = moved.old, moved.new
+    where = f"{old_host.id}/{old_seat.container} -> {new_host.id}/{new_seat.container}"
+    if any(not o.ok for o in outcomes):
+        print(f"fleet: {moved.student} was not moved ({where}): the spare did not come up; they keep their seat")
+        finish(outcomes, started, verb="moved")  # the failed row says why; exit 1
+    if moved.note:
+        print(f"fleet: {moved.student}: {moved.note}")
+    files = f"{moved.files} file{'s' * (moved.files != 1)}, {human(moved.bytes)}" if moved.files else "no files"
+    print(f"moved {moved.student}: {where} ({files}) in {time.monotonic() - started:.1f} s")
+    if moved.card is not None:
+        print(handout_mod.render([moved.card], "table"), end="")
 
 
 @task(help={"hosts": HOSTS_HELP, "batch": "seats replaced at a time (default 5)",
