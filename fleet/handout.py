@@ -219,8 +219,8 @@ def roster_notes(placed: roster.Assignment | None, data: Sequence[Card] | None =
                      "`fab provision --release-seats` wipes and frees them): "
                      + ", ".join(f"{name} ({s.host} {s.container})" for s, name in sorted(placed.held.items())))
     if placed.vacated:
-        notes.append("seats held after their students were moved to a spare (`fab provision --release-seats` wipes "
-                     "and frees them): " + ", ".join(f"{name} ({s.host} {s.container})"
+        notes.append("seats held after their students were moved to a spare (`fab provision --release-seats` gives them "
+                     "new passwords and frees them): " + ", ".join(f"{name} ({s.host} {s.container})"
                                                      for s, name in sorted(placed.vacated.items())))
     if placed.released:
         notes.append("released for new students, with new passwords and fresh containers: "
