@@ -4,7 +4,9 @@ Steps run in the plan's order. Container steps (docker commands and the
 files they need) go several to a round trip (Remote.apply_batch); installs,
 which report their waits as they happen, go one at a time. Images the host
 must receive start arriving at once, beside everything else (fleet/relay.py),
-and the first step that runs a container waits for them.
+and the first step that runs a container waits for them. Course data
+(SendFiles) goes through the same relay: out of this computer once, host to
+host as it arrives.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from fleet.events import Event
 from fleet.inventory import Host
 from fleet.relay import Relay
 from fleet.ssh import Remote
-from fleet.steps import PushImage, Run, Step, Upload
+from fleet.steps import PushImage, Run, SendFiles, Step, Upload
 
 BATCHED = ("docker", "rm")  # commands that say nothing while they work: several go in one round trip
 
@@ -54,7 +56,10 @@ def apply_steps(relay: Relay, host: Host, remote: Remote, steps: list[Step], pro
                 images_arrived()
             for step in group:
                 progress(Event(f"  {host.id}: {step.title}", "step", host=host.id, step=step.title))
-            remote.apply_batch(group)
+            if len(group) == 1 and isinstance(group[0], SendFiles):  # course data: relayed like an image
+                relay.deliver_files(group[0], host, remote)
+            else:
+                remote.apply_batch(group)
         images_arrived()
     except BaseException:
         cancel.set()

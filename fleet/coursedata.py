@@ -10,7 +10,9 @@ fleet last wrote them; beside the folder, so students never see it). The
 fact probe reads the manifests; the plan compares them with this computer's
 and sends only the new and changed files and removes the ones that went
 away (a :class:`~fleet.steps.SendFiles` step, carried out by
-fleet/filesync.py); when nothing changed, there is no step.
+fleet/filesync.py and relayed host to host like an image by fleet/relay.py:
+the hosts needing the same stream read it from each other, so it leaves this
+computer once); when nothing changed, there is no step.
 
 Every seat mounts its folder read-only (``--volume FOLDER:MOUNT:ro``), so a
 student cannot write it, even as root in the container. The mount is part of

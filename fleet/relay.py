@@ -41,6 +41,12 @@ Why the reader pulls rather than the previous host pushing: a leaked key can
 only read an image the class is about to receive anyway, never load one into
 a host's Docker as root.
 
+Course data (``data:``, fleet/coursedata.py) travels the same way: the hosts
+whose :class:`~fleet.steps.SendFiles` step is the same (the same files for
+the same manifest) form a chain of their own, and each host's sync
+(fleet/filesync.py) unpacks the stream from its relay file as it grows
+(:data:`RECEIVE_FILES`).
+
 The pieces that decide (key lines, argv, the chain) are pure functions;
 ``Relay`` is the thin stateful part that ``fleet.converge.provision`` drives.
 """
@@ -61,13 +67,14 @@ from typing import Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleet import filesync
 from fleet.errors import HostError
 from fleet.events import Event, emit, wants_events
 from fleet.hostkeys import HostKeys, known_hosts_name
 from fleet.inventory import Host
 from fleet.runner import STOP, Interrupted
 from fleet.ssh import SUDO_PASSWORDLESS, Remote
-from fleet.steps import PushImage
+from fleet.steps import PushImage, SendFiles
 
 MARK = "fleet-relay"  # comment of every key line fleet adds; with the fleet's name it finds stale ones
 KEY_OPTIONS = ("no-agent-forwarding", "no-port-forwarding", "no-pty", "no-user-rc", "no-X11-forwarding")
@@ -111,13 +118,9 @@ chown --reference="$f" "$tmp" && chmod --reference="$f" "$tmp"
 mv -f "$tmp" "$f"
 """
 
-# $1 "-" (the image arrives on stdin) or user@host to read it from, $2 that host's SSH port, $3 its
-# known_hosts line, $4 the file to write (and serve to the next host), $5 the image, $6 seconds to wait
-# for Docker. stdin: the image, or the private key of the one-time pair. Prints "received BYTES" on
-# stderr every 2 s while bytes arrive, and the image id the host has at the end on stdout.
-RECEIVE = r"""
-set -u
-src=$1 port=$2 known=$3 f=$4 image=$5 wait=$6
+# The part of a receiver that gets the bytes into $f (from stdin, or from $src over SSH with the one-time key
+# on stdin) and notes the writer's PID beside it; $src $port $known $f set, $d a private folder.
+FETCH = r"""
 exec 3<&0
 umask 077
 d=$(mktemp -d) || exit 1
@@ -141,7 +144,16 @@ else
   w=$!
 fi
 echo "$w" > "$f.pid"
-{ while kill -0 "$w" 2>/dev/null; do echo "received $(stat -c %s "$f")" >&2; sleep 2; done; } &
+"""
+
+# $1 "-" (the image arrives on stdin) or user@host to read it from, $2 that host's SSH port, $3 its
+# known_hosts line, $4 the file to write (and serve to the next host), $5 the image, $6 seconds to wait
+# for Docker. stdin: the image, or the private key of the one-time pair. Prints "received BYTES" on
+# stderr every 2 s while bytes arrive, and the image id the host has at the end on stdout.
+RECEIVE = r"""
+set -u
+src=$1 port=$2 known=$3 f=$4 image=$5 wait=$6""" + FETCH + (
+    r"""{ while kill -0 "$w" 2>/dev/null; do echo "received $(stat -c %s "$f")" >&2; sleep 2; done; } &
 p=$!
 i=0
 until timeout 10 docker info >/dev/null 2>&1; do
@@ -159,6 +171,19 @@ echo "received $(stat -c %s "$f")" >&2
 rc=$(cat "$f.end" 2>/dev/null)
 [ "$rc" = 0 ] || { echo "reading the image from $src failed (exit ${rc:-unknown})" >&2; exit 1; }
 docker image inspect --format '{{.Id}}' "$image"
+""")
+
+# Course data (fleet/filesync.py) relayed like an image: $1-$4 as for RECEIVE, $5 the host's sync script
+# (filesync.SYNC), then its arguments. stdin: the manifest and the tar stream, or the one-time private key. The
+# sync reads the file as it grows, so the next host can read it while this one still receives it.
+RECEIVE_FILES = r"""
+set -u
+src=$1 port=$2 known=$3 f=$4 sync=$5
+shift 5""" + FETCH + r"""tail -c +1 -f -s 0.2 --pid="$w" "$f" | sh -c "$sync" sh "$@" || exit 1
+wait "$w"
+w=
+rc=$(cat "$f.end" 2>/dev/null)
+[ "$rc" = 0 ] || { echo "reading the files from $src failed (exit ${rc:-unknown})" >&2; exit 1; }
 """
 
 # $1 the relay file. The forced command of a one-time key: the file as it grows, until its writer ends.
@@ -236,6 +261,20 @@ def receive_argv(path: str, image: str, source: Host | None = None, known_hosts:
     where = f"{source.user}@{source.address}" if source else "-"
     port = str(source.port) if source else ""
     return ("sh", "-c", RECEIVE, "sh", where, port, known_hosts, path, image, str(docker_wait))
+
+
+def receive_files_argv(path: str, step: SendFiles, source: Host | None = None, known_hosts: str = "") -> tuple[str, ...]:
+    """The receiver of course data; ``source`` None: the manifest and tar stream come on stdin (from this computer)."""
+    where = f"{source.user}@{source.address}" if source else "-"
+    port = str(source.port) if source else ""
+    sync = filesync.argv(step)  # ("sh", "-c", SYNC, "sh", *its arguments)
+    return ("sh", "-c", RECEIVE_FILES, "sh", where, port, known_hosts, path, sync[2], *sync[4:])
+
+
+def files_key(step: SendFiles) -> str:
+    """What the hosts that receive the very same stream share: the same files sent and removed for the same manifest."""
+    digest = hashlib.sha256(step.manifest + repr((step.folder, step.send, step.remove)).encode()).hexdigest()
+    return f"course data {step.source} {digest[:16]}"
 
 
 def source_addresses(hosts: list[Host], resolve=socket.getaddrinfo) -> list[str]:  # noqa: ANN001
@@ -351,6 +390,54 @@ class Relay:
             me.finished.set()
             if wants_events(self.session.progress):
                 self._report(image, final=True)
+
+    def deliver_files(self, step: SendFiles, host: Host, remote: Remote, cancel: threading.Event | None = None) -> None:
+        """Bring course data to the host: read from a host receiving the very same stream (the same files for the same
+        manifest: usually every host), as it arrives there, else from this computer (the first such host only)."""
+        key = files_key(step)
+        deadline = time.monotonic() + step.timeout
+        me = _Link(host, remote, relay_file(self.fleet, key))
+        with self.lock:
+            chain = self.chains.setdefault(key, [])
+            before = chain[-1] if chain else None
+            chain.append(me)
+            self._kept.append(remote)
+        try:
+            try:
+                me.why_not = self._open(me, key) if len(self.hosts) > 1 else "no other host"
+            except HostError as e:
+                me.why_not = f"could not add the one-time key: {e}"
+            finally:
+                me.opened.set()
+            why = ""
+            for source in self._sources(key, me, before, deadline):
+                self.session.progress(Event(f"  {host.id}: get {step.title.removeprefix('send ')} from {source.host.id} "
+                                            "(host to host, as it arrives)", "step", host=host.id,
+                                            step=f"get course data from {source.host.id}"))
+                try:
+                    remote.run(receive_files_argv(me.path, step, source.host, self._known_hosts(source)),
+                               stdin=self._key.private, timeout=max(1, int(deadline - time.monotonic())),
+                               title=f"get course data from {source.host.id}", cancel=cancel)
+                except Interrupted:
+                    raise
+                except HostError as e:
+                    why = f"relay from {source.host.id} failed: {e}"
+                    continue
+                with self.lock:
+                    self.relayed.append((key, source.host.id, host.id))
+                me.ok = True
+                return
+            if before is not None:
+                why = why or f"no relay from {before.host.id} ({before.why_not or 'it failed'})"
+                self.session.progress(Event(f"  {host.id}: {why}; sending the course data from this computer instead",
+                                            "step", host=host.id, step=f"{step.title} ({why})"))
+                with self.lock:
+                    self.fallbacks.append((key, host.id, why))
+            remote.run(receive_files_argv(me.path, step), stdin=remote.count_data(filesync.chunks(step)),
+                       timeout=max(1, int(deadline - time.monotonic())), title=step.title, cancel=cancel)
+            me.ok = True
+        finally:
+            me.finished.set()
 
     def _receive(self, step: PushImage, me: _Link, before: _Link | None, deadline: float,
                  cancel: threading.Event | None) -> None:

@@ -457,11 +457,12 @@ class Remote:
         if isinstance(step, PushImage):
             return self.push_image(step.image, timeout=step.timeout, title=step.title)
         if isinstance(step, SendFiles):
-            return self.run(filesync.argv(step), timeout=step.timeout, stdin=self._counted(filesync.chunks(step)),
+            return self.run(filesync.argv(step), timeout=step.timeout, stdin=self.count_data(filesync.chunks(step)),
                             title=step.title)
         raise TypeError(step)
 
-    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def count_data(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` as they go, counted as course data sent from this computer (data_bytes)."""
         for chunk in chunks:
             self.data_bytes += len(chunk)
             yield chunk

@@ -253,3 +253,24 @@ def test_a_transfer_cut_short_leaves_the_old_manifest(tmp_path, datasets):
     data = b"".join(filesync.chunks(step))[:600]  # the connection broke in the middle of the tar stream
     out = subprocess.run(filesync.argv(step), input=data, capture_output=True, timeout=60)
     assert out.returncode != 0 and manifest.read_text() == "old\n"  # so the next run sends it again
+
+
+def test_the_relays_receiver_syncs_the_folder_and_keeps_the_stream_for_the_next_host(tmp_path, datasets, write):
+    from fleet import relay
+
+    inv = inventory.load(write(BASE + "data: {src: datasets}\n"))
+    (s,) = sync(inv, {}, {"fleet": filesync.scan(datasets)})
+    target, manifest = tmp_path / "host" / "fleet", tmp_path / "host" / "fleet.manifest"
+    step = SendFiles(s.title, s.source, str(target), str(manifest), s.manifest, s.send, s.remove)
+    kept = tmp_path / "relay" / "x.tar"
+    out = subprocess.run(relay.receive_files_argv(str(kept), step), input=b"".join(filesync.chunks(step)),
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (target / "sub" / "b.bin").read_bytes() == (datasets / "sub" / "b.bin").read_bytes()
+    assert manifest.read_bytes() == step.manifest
+    assert kept.read_bytes() == b"".join(filesync.chunks(step))  # what the next host reads, byte for byte
+    assert (kept.parent / "x.tar.end").read_text().strip() == "0"
+    same = SendFiles("other title", s.source, str(target), str(manifest), s.manifest, s.send, s.remove)
+    assert relay.files_key(same) == relay.files_key(step)  # hosts that need the same stream share one
+    other = SendFiles(s.title, s.source, str(target), str(manifest), s.manifest, s.send[:1], s.remove)
+    assert relay.files_key(other) != relay.files_key(step)
