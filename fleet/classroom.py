@@ -426,8 +426,8 @@ def move(session: Session, selector: str, to: str = "spare") -> tuple[Moved, lis
         left.append({"name": student, "host": host.id, "container": seat.container})
         state.data["vacated"] = sorted(left, key=lambda v: (v["host"], v["container"]))
         state.save()
-    outcomes = provision(session, hosts=(new_host,), only={new_seat.container})
-    if not all(o.ok for o in outcomes):
+
+    def put_back() -> None:
         with state.lock:
             for k, v in before.items():
                 if v is None:
@@ -435,9 +435,20 @@ def move(session: Session, selector: str, to: str = "spare") -> tuple[Moved, lis
                 else:
                     state.data[k] = v
             state.save()
+
+    try:
+        outcomes = provision(session, hosts=(new_host,), only={new_seat.container})
+    except BaseException:
+        put_back()
+        raise
+    if not all(o.ok for o in outcomes):
+        put_back()
         return moved, outcomes
     if packed:
-        _unpack(session, new_host, new_seat, packed, moved)
+        try:
+            _unpack(session, new_host, new_seat, packed, moved)
+        except HostError as e:
+            moved.note = f"their files could not be copied in ({e}); they are still in the volume {seat.volume} on {host.id}"
     cards = placement.cards(inv, state, {roster.SeatKey(new_host.id, new_seat.container): student})
     moved.card = next((c for c in cards if (c.host, c.container) == (new_host.id, new_seat.container)), None)
     return moved, outcomes
