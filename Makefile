@@ -59,7 +59,7 @@ unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
 test: images lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests   # two files at a time: the hosts mostly wait
 
 clean: demo-down
 	rm -rf $(VENV) build .demo .demo-hub
