@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -221,13 +222,18 @@ def _wait_ssh(name: str, address: str, deadline: float) -> None:
 
 
 def _start_one(name: str, public_key: str, label: str, image: str, flags: list[str],
-               deadline: float) -> TestHost:
+               deadline: float, files: dict[str, bytes] | None = None) -> TestHost:
     _clear_stale(name, label)
     volume = f"{name}-docker"
     run(["docker", "volume", "create", "--label", f"{LABEL_KEY}={label}", volume], timeout=60)
-    run(["docker", "run", "-d", "--name", name, "--hostname", name,
+    run(["docker", "create", "--name", name, "--hostname", name,
          "--label", f"{LABEL_KEY}={label}", *flags,
          "-v", f"{volume}:/var/lib/docker", image], timeout=120)
+    if files:  # in place before the first boot (a cloud-init seed must be there when systemd starts)
+        out = subprocess.run(["docker", "cp", "-", f"{name}:/"], input=_tar(files), capture_output=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"{name}: docker cp of its first-boot files failed: {out.stderr.decode()[-300:]}")
+    run(["docker", "start", name], timeout=120)
     _wait_booted(name, deadline)
     _install_key(name, public_key)
     address = _address(name)
@@ -235,8 +241,22 @@ def _start_one(name: str, public_key: str, label: str, image: str, flags: list[s
     return TestHost(name=name, address=address, container=name)
 
 
+def _tar(files: dict[str, bytes]) -> bytes:
+    """A tar stream of ``files`` (absolute path → content), root-owned, mode 0644, for ``docker cp -``."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
 def start_hosts(names: list[str], public_key: str, *, label: str, image: str = TESTHOST_IMAGE,
-                timeout: float = 180) -> list[TestHost]:
+                timeout: float = 180, files: dict[str, dict[str, bytes]] | None = None) -> list[TestHost]:
     """Start one practice server per name, in parallel; return them in the order of ``names``.
 
     Each container is named after its host, has a named volume ``<name>-docker``
@@ -244,7 +264,8 @@ def start_hosts(names: list[str], public_key: str, *, label: str, image: str = T
     label ``fleet-practice=<label>``. Returns once every host has booted
     (systemd running/degraded, with the boot watchdog), has ``public_key`` in
     root's, teacher's and student's authorized_keys, and answers with an SSH
-    banner on port 22, all within ``timeout`` seconds overall. On failure the
+    banner on port 22, all within ``timeout`` seconds overall. ``files``: per
+    host name, files (absolute path → content) put in place before it boots. On failure the
     containers started by this call are removed and RuntimeError names the
     hosts that failed and why.
     """
@@ -260,7 +281,8 @@ def start_hosts(names: list[str], public_key: str, *, label: str, image: str = T
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(names)),
                             thread_name_prefix="practice-host") as pool:
-        futures = [pool.submit(_start_one, n, public_key, label, image, flags, deadline) for n in names]
+        futures = [pool.submit(_start_one, n, public_key, label, image, flags, deadline, (files or {}).get(n))
+                   for n in names]
         hosts: list[TestHost] = []
         errors: list[str] = []
         for name, future in zip(names, futures, strict=True):

@@ -135,8 +135,8 @@ def _import_debootstrap(debootstrap: str) -> None:
         run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=300, check=False)
 
 
-def _build(tag: str, context: Path, dockerfile: Path | None = None) -> str:
-    argv = ["docker", "build", "-q", "-t", tag]
+def _build(tag: str, context: Path, dockerfile: Path | None = None, build_args: dict[str, str] | None = None) -> str:
+    argv = ["docker", "build", "-q", "-t", tag, *[x for k, v in (build_args or {}).items() for x in ("--build-arg", f"{k}={v}")]]
     if dockerfile is not None:
         argv += ["-f", str(dockerfile)]
     argv.append(str(context))
@@ -333,6 +333,15 @@ def ensure_trixie_image() -> None:
             raise RuntimeError(f"importing the trixie rootfs as {TRIXIE_IMAGE} failed: {imp.stderr.strip()}")
     finally:
         run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=300, check=False)
+
+
+CLOUDHOST_IMAGE = "fleet-testhost:cloud"
+
+
+def ensure_cloudhost_image() -> str:
+    """``fleet-testhost:cloud``: the test host with cloud-init, booting a NoCloud seed like a droplet its user_data."""
+    base = ensure_testhost_image()
+    return _build(CLOUDHOST_IMAGE, ROOT / "images" / "cloudhost", None, build_args={"BASE": base})
 
 
 def ensure_testhost13_image() -> str:

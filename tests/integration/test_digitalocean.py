@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from practice import hosts as practice_hosts
+from practice import images
 from tests.integration.conftest import FAB, ROOT, fab
 from tests.integration.test_provision import seat_http
 from tests.standin import Fault, StandIn
@@ -60,6 +61,7 @@ REPORT: list[tuple[str, int, int, float]] = []
 
 @pytest.fixture(scope="module")
 def standin(built_images, run_label):
+    images.ensure_cloudhost_image()  # what the droplets boot: the test host with cloud-init
     with StandIn(label=f"{run_label}-do", active_delay=3.0, destroy_delay=1.0) as api:
         yield api
         leaked = [d["name"] for d in api.droplets()]  # before the stand-in's own clean-up: fleet's work only
@@ -155,9 +157,14 @@ def test_from_nothing_to_running_seats_on_three_droplets(lab):
     assert sorted(int(i) for i in state["digitalocean"]["droplets"]) == [d["id"] for d in droplets]
     assert state["digitalocean"]["ssh_key"]["created_by_fleet"] is True
     assert lab.standin.token not in (lab.state / "dolab.json").read_text()
-    for d in droplets:  # Docker at first boot: cloud-init's user_data holds fleet's own install steps
+    for d in droplets:  # Docker at first boot: cloud-init ran the user_data, which holds fleet's own install steps
         data = lab.standin.user_data(d["id"])
         assert data.startswith("#cloud-config\n") and "install docker.io" in data and "[sh, /var/lib/fleet/firstboot.sh]" in data
+        machine = next(c for c in lab.containers() if c.endswith(f"-{d['id']}"))
+        done = subprocess.run(["docker", "exec", machine, "cat", "/var/lib/fleet/firstboot"], capture_output=True,
+                              text=True, timeout=30)
+        assert done.stdout == "ok\n", (done.stdout, done.stderr)
+    assert "install Docker" not in out.stderr  # the droplets had it from their first boot: nothing over SSH
     for d in droplets:
         address = d["networks"]["v4"][0]["ip_address"]
         assert running_seats(out.stdout, address) == ["dolab-nb-1", "dolab-nb-2"], out.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from practice.images import TESTHOST_IMAGE
+from practice.images import CLOUDHOST_IMAGE
 
 REGIONS = {
     "ams3": "Amsterdam 3", "fra1": "Frankfurt 1", "lon1": "London 1", "nyc3": "New York 3", "sfo3": "San Francisco 3",
@@ -30,7 +30,7 @@ IMAGES = {
     "ubuntu-22-04-x64": ("Ubuntu", "22.04 (LTS) x64"),
     "debian-12-x64": ("Debian", "12 x64"),
 }
-MACHINE_IMAGE = TESTHOST_IMAGE  # what every image slug really boots
+MACHINE_IMAGE = CLOUDHOST_IMAGE  # what every image slug really boots: the test host with cloud-init
 HOURS_A_MONTH = 672
 
 

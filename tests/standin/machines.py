@@ -1,10 +1,12 @@
-"""Each stand-in droplet is a real machine: a test host container (systemd + OpenSSH).
+"""Each stand-in droplet is a real machine: a test host container (systemd + OpenSSH, cloud-init).
 
 Started with practice.hosts.start_hosts, so it boots like the other test
 hosts (boot watchdog included) and has the droplet's SSH public keys in
 root's authorized_keys, as cloud-init puts them on a real droplet. Its
 address on Docker's bridge is the droplet's public IPv4. Every container and
-volume carries the label ``fleet-practice=<stand-in label>``; the stand-in
+volume carries the label ``fleet-practice=<stand-in label>``. Like a droplet, it
+runs its create request's ``user_data`` with cloud-init at first boot (a NoCloud
+seed written into the container before it starts). The stand-in
 removes a droplet's container when the droplet is deleted, and all of them
 when it shuts down.
 """
@@ -15,6 +17,7 @@ from practice.images import run
 from tests.standin.catalog import MACHINE_IMAGE
 
 NO_KEY = "# this droplet was created without an SSH key"
+SEED = "/var/lib/cloud/seed/nocloud"  # cloud-init's NoCloud datasource: what DigitalOcean's metadata service is to a droplet
 
 
 class Machines:
@@ -23,11 +26,14 @@ class Machines:
         self.image = image
         self.boot_timeout = boot_timeout
 
-    def start(self, container: str, public_keys: list[str]) -> str:
-        """Boot one machine with these keys for root; its address once SSH answers (blocks)."""
+    def start(self, container: str, public_keys: list[str], user_data: str | None = None) -> str:
+        """Boot one machine with these keys for root, and ``user_data`` seeded for cloud-init as a droplet
+        has it at first boot; its address once SSH answers (blocks)."""
         keys = "\n".join(k.strip() for k in public_keys) or NO_KEY
+        seed = {f"{SEED}/meta-data": f"instance-id: {container}\nlocal-hostname: {container}\n".encode(),
+                f"{SEED}/user-data": (user_data or "#cloud-config\n{}\n").encode()}
         host, = practice_hosts.start_hosts([container], keys, label=self.label, image=self.image,
-                                           timeout=self.boot_timeout)
+                                           timeout=self.boot_timeout, files={container: seed})
         return host.address
 
     def stop_ssh(self, container: str) -> None:

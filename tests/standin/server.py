@@ -489,7 +489,7 @@ class StandIn:
     def _life(self, d: Droplet) -> None:
         """A droplet's machine: boot it, keep it until the droplet is deleted, then remove it."""
         try:
-            address = self.machines.start(d.container, d.keys)
+            address = self.machines.start(d.container, d.keys, d.user_data)
             if d.no_ssh:
                 self.machines.stop_ssh(d.container)
             with self.lock:
