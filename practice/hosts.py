@@ -190,14 +190,15 @@ def _diagnose(name: str) -> str:
     return f"systemctl list-jobs:\n{text}\ncontainer log tail:\n{tail}"
 
 
-def _wait_booted(name: str, deadline: float) -> None:
-    """Wait for running/degraded; restart the container when a boot stalls for BOOT_WATCHDOG s."""
+def _wait_booted(name: str, deadline: float, ssh_at: str | None = None) -> None:
+    """Wait for running/degraded (or, with ``ssh_at``, for an SSH banner at that address, whichever is first);
+    restart the container when a boot stalls for BOOT_WATCHDOG s."""
     booted_at = time.monotonic()
     restarts = 0
     state = "unknown"
     while time.monotonic() < deadline:
         state = _system_state(name)
-        if state in ("running", "degraded"):
+        if state in ("running", "degraded") or (ssh_at and _ssh_banner(ssh_at, timeout=1.0)):
             if restarts:
                 log.info("%s: booted after %d watchdog restart(s)", name, restarts)
             return
@@ -222,7 +223,7 @@ def _wait_ssh(name: str, address: str, deadline: float) -> None:
 
 
 def _start_one(name: str, public_key: str, label: str, image: str, flags: list[str],
-               deadline: float, files: dict[str, bytes] | None = None) -> TestHost:
+               deadline: float, files: dict[str, bytes] | None = None, until_ssh: bool = False) -> TestHost:
     _clear_stale(name, label)
     volume = f"{name}-docker"
     run(["docker", "volume", "create", "--label", f"{LABEL_KEY}={label}", volume], timeout=60)
@@ -234,9 +235,9 @@ def _start_one(name: str, public_key: str, label: str, image: str, flags: list[s
         if out.returncode != 0:
             raise RuntimeError(f"{name}: docker cp of its first-boot files failed: {out.stderr.decode()[-300:]}")
     run(["docker", "start", name], timeout=120)
-    _wait_booted(name, deadline)
-    _install_key(name, public_key)
     address = _address(name)
+    _wait_booted(name, deadline, address if until_ssh else None)
+    _install_key(name, public_key)
     _wait_ssh(name, address, deadline)
     return TestHost(name=name, address=address, container=name)
 
@@ -256,7 +257,8 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def start_hosts(names: list[str], public_key: str, *, label: str, image: str = TESTHOST_IMAGE,
-                timeout: float = 180, files: dict[str, dict[str, bytes]] | None = None) -> list[TestHost]:
+                timeout: float = 180, files: dict[str, dict[str, bytes]] | None = None,
+                until_ssh: bool = False) -> list[TestHost]:
     """Start one practice server per name, in parallel; return them in the order of ``names``.
 
     Each container is named after its host, has a named volume ``<name>-docker``
@@ -265,7 +267,8 @@ def start_hosts(names: list[str], public_key: str, *, label: str, image: str = T
     (systemd running/degraded, with the boot watchdog), has ``public_key`` in
     root's, teacher's and student's authorized_keys, and answers with an SSH
     banner on port 22, all within ``timeout`` seconds overall. ``files``: per
-    host name, files (absolute path → content) put in place before it boots. On failure the
+    host name, files (absolute path → content) put in place before it boots. ``until_ssh``: return once SSH
+    answers even if the boot is still going on (a cloud machine whose cloud-init is still installing). On failure the
     containers started by this call are removed and RuntimeError names the
     hosts that failed and why.
     """
@@ -281,8 +284,8 @@ def start_hosts(names: list[str], public_key: str, *, label: str, image: str = T
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(names)),
                             thread_name_prefix="practice-host") as pool:
-        futures = [pool.submit(_start_one, n, public_key, label, image, flags, deadline, (files or {}).get(n))
-                   for n in names]
+        futures = [pool.submit(_start_one, n, public_key, label, image, flags, deadline, (files or {}).get(n),
+                               until_ssh) for n in names]
         hosts: list[TestHost] = []
         errors: list[str] = []
         for name, future in zip(names, futures, strict=True):

@@ -33,7 +33,8 @@ class Machines:
         seed = {f"{SEED}/meta-data": f"instance-id: {container}\nlocal-hostname: {container}\n".encode(),
                 f"{SEED}/user-data": (user_data or "#cloud-config\n{}\n").encode()}
         host, = practice_hosts.start_hosts([container], keys, label=self.label, image=self.image,
-                                           timeout=self.boot_timeout, files={container: seed})
+                                           timeout=self.boot_timeout, files={container: seed},
+                                           until_ssh=True)  # a droplet is active while cloud-init still runs
         return host.address
 
     def stop_ssh(self, container: str) -> None:
