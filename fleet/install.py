@@ -160,15 +160,30 @@ done
 # everything ("dpkg was interrupted, you must manually run 'dpkg --configure
 # -a'"); Docker may even be unpacked but never configured (no docker group,
 # so its socket cannot start). Finish dpkg's work first, waiting (bounded) if
-# another process holds its lock. A no-op, and silent, when nothing is pending
-# or the host has no dpkg.
+# another process holds its lock. A package cut off while it was being
+# unpacked (half-installed) cannot be configured, and so neither can what
+# depends on it: then apt's own repair (`apt-get -f install`) unpacks it
+# again and configures the rest. A no-op, and silent, when nothing is
+# pending or the host has no dpkg.
 REPAIR_DPKG = r"""
 limit=$1
 command -v dpkg >/dev/null 2>&1 || exit 0
 [ -n "$(dpkg --audit 2>/dev/null)" ] || exit 0
 echo "waiting for dpkg --configure -a to finish an interrupted package installation" >&2
 start=$(date +%s)
-until out=$(DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a 2>&1); do
+export DEBIAN_FRONTEND=noninteractive
+repair() {
+  if out=$(dpkg --force-confdef --force-confold --configure -a 2>&1); then
+    [ -z "$(dpkg --audit 2>/dev/null)" ] && return 0
+  else
+    case $out in *lock*) return 1 ;; esac
+  fi
+  out=$(apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -f install 2>&1) || return 1
+  [ -z "$(dpkg --audit 2>/dev/null)" ] && return 0
+  out="dpkg --audit still lists: $(dpkg --audit 2>&1 | grep '^ ' | tr -s ' ' | head -n 3 | tr '\n' ',')"
+  return 1
+}
+until repair; do
   case $out in
     *lock*)
       if [ $(( $(date +%s) - start )) -ge "$limit" ]; then

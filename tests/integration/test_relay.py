@@ -119,7 +119,8 @@ def test_a_converged_rerun_sends_nothing(fleet):
     out, stats = provision(fleet, "again")
     assert out.returncode == 0, out.stderr
     assert stats["pushed_bytes"] == 0 and stats["relayed"] == [] and stats["seeds"] == {}
-    assert all(h == {"connections": 1, "round_trips": 1, "pushed_bytes": 0, "data_bytes": 0} for h in stats["hosts"].values())
+    assert all(h == {"connections": 1, "round_trips": 1, "pushed_bytes": 0, "data_bytes": 0} for h in stats["hosts"].values()), \
+        stats["hosts"]
 
 
 def test_hosts_the_relay_cannot_reach_get_it_from_this_computer(fleet):
