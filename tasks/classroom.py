@@ -11,6 +11,7 @@ from fleet import classroom
 from fleet import handout as handout_mod
 from fleet.errors import InputError
 from fleet.inventory import parse_size
+from fleet.move import move as move_student
 from fleet.report import table
 from fleet.usage import human
 
@@ -111,7 +112,7 @@ def move(c, hosts, seat, to="spare", plain=False):
     started = time.monotonic()
     s = session(c, hosts)
     with showing_progress(plain):
-        moved, outcomes = classroom.move(s, seat, to)
+        moved, outcomes = move_student(s, seat, to)
     (old_host, old_seat), (new_host, new_seat) = moved.old, moved.new
     where = f"{old_host.id}/{old_seat.container} -> {new_host.id}/{new_seat.container}"
     if any(not o.ok for o in outcomes):

@@ -256,21 +256,21 @@ def test_a_transfer_cut_short_leaves_the_old_manifest(tmp_path, datasets):
 
 
 def test_the_relays_receiver_syncs_the_folder_and_keeps_the_stream_for_the_next_host(tmp_path, datasets, write):
-    from fleet import relay
+    from fleet import relayhost
 
     inv = inventory.load(write(BASE + "data: {src: datasets}\n"))
     (s,) = sync(inv, {}, {"fleet": filesync.scan(datasets)})
     target, manifest = tmp_path / "host" / "fleet", tmp_path / "host" / "fleet.manifest"
     step = SendFiles(s.title, s.source, str(target), str(manifest), s.manifest, s.send, s.remove)
     kept = tmp_path / "relay" / "x.tar"
-    out = subprocess.run(relay.receive_files_argv(str(kept), step), input=b"".join(filesync.chunks(step)),
-                         capture_output=True, timeout=60)
+    stream = b"".join(filesync.chunks(step))  # once: the tar headers carry the time they were made
+    out = subprocess.run(relayhost.receive_files_argv(str(kept), step), input=stream, capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (target / "sub" / "b.bin").read_bytes() == (datasets / "sub" / "b.bin").read_bytes()
     assert manifest.read_bytes() == step.manifest
-    assert kept.read_bytes() == b"".join(filesync.chunks(step))  # what the next host reads, byte for byte
+    assert kept.read_bytes() == stream  # what the next host reads, byte for byte
     assert (kept.parent / "x.tar.end").read_text().strip() == "0"
     same = SendFiles("other title", s.source, str(target), str(manifest), s.manifest, s.send, s.remove)
-    assert relay.files_key(same) == relay.files_key(step)  # hosts that need the same stream share one
+    assert relayhost.files_key(same) == relayhost.files_key(step)  # hosts that need the same stream share one
     other = SendFiles(s.title, s.source, str(target), str(manifest), s.manifest, s.send[:1], s.remove)
-    assert relay.files_key(other) != relay.files_key(step)
+    assert relayhost.files_key(other) != relayhost.files_key(step)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet import classroom, inventory, placement
+from fleet import classroom, inventory, move, placement
 from fleet.errors import InputError
 
 INVENTORY = """\
@@ -33,10 +33,10 @@ def test_a_free_spare_of_the_same_service_on_the_least_loaded_other_host(order):
     old = at(order, "192.0.2.10", "lab-nb-1")
     occupied = {("192.0.2.10", "lab-nb-1"), ("192.0.2.11", "lab-nb-1"), ("192.0.2.11", "lab-nb-2"),
                 ("192.0.2.12", "lab-nb-1")}
-    host, seat = classroom.pick_spare(order, occupied, old, "spare")
+    host, seat = move.pick_spare(order, occupied, old, "spare")
     assert (host.id, seat.container, seat.spare) == ("192.0.2.12", "lab-nb-3", True)
     occupied.add(("192.0.2.12", "lab-nb-3"))  # taken: the next one goes to the other host's
-    host, seat = classroom.pick_spare(order, occupied, old, "SPARE")
+    host, seat = move.pick_spare(order, occupied, old, "SPARE")
     assert (host.id, seat.container) == ("192.0.2.11", "lab-nb-3")
 
 
@@ -44,7 +44,7 @@ def test_no_spare_on_another_host_says_what_to_do(order):
     old = at(order, "192.0.2.10", "lab-nb-1")
     occupied = {("192.0.2.11", "lab-nb-3"), ("192.0.2.12", "lab-nb-3")}
     with pytest.raises(InputError, match="no free spare of service nb on a host other than 192.0.2.10 .3 spares"):
-        classroom.pick_spare(order, occupied, old, "spare")
+        move.pick_spare(order, occupied, old, "spare")
 
 
 @pytest.mark.parametrize("to,words", [
@@ -56,19 +56,19 @@ def test_no_spare_on_another_host_says_what_to_do(order):
 def test_a_named_spare_must_be_a_free_spare_of_the_service(order, to, words):
     old = at(order, "192.0.2.10", "lab-nb-1")
     with pytest.raises(InputError, match=words):
-        classroom.pick_spare(order, {("192.0.2.12", "lab-nb-3")}, old, to)
+        move.pick_spare(order, {("192.0.2.12", "lab-nb-3")}, old, to)
 
 
 def test_a_named_spare_may_be_on_the_same_host(order):
     old = at(order, "192.0.2.10", "lab-nb-1")
-    host, seat = classroom.pick_spare(order, set(), old, "192.0.2.10/nb-3")
+    host, seat = move.pick_spare(order, set(), old, "192.0.2.10/nb-3")
     assert (host.id, seat.container) == ("192.0.2.10", "lab-nb-3")
 
 
 def test_occupied_counts_students_held_and_vacated_seats():
     data = {"roster": {"ada": {"name": "Ada", "host": "h2", "container": "c-3"}},
             "vacated": [{"name": "Ada", "host": "h1", "container": "c-1"}]}
-    assert classroom.occupied_seats(data) == {("h2", "c-3"), ("h1", "c-1")}
+    assert move.occupied_seats(data) == {("h2", "c-3"), ("h1", "c-1")}
 
 
 def pack(folder: Path, script: str, *args: str) -> tuple[list[str], str]:
