@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path
 
-import segno
-
 from fleet import roster
 from fleet.kinds import KINDS
 from fleet.report import table
@@ -84,6 +82,8 @@ def qr_svg(data: str) -> str:
     with error correction M, which survives a smudged or creased print; the
     4-module quiet zone is part of the drawing so scanners find the code.
     """
+    import segno  # here, not at the top: every fab command imports this module, few draw a QR code (36 ms)
+
     qr = segno.make_qr(data, error="m")
     return qr.svg_inline(scale=1, border=4, dark="#000", light="#fff", omitsize=True, svgclass="qr",
                          lineclass=None, title="QR code of the login link")
