@@ -22,8 +22,8 @@ Kinds (``event.kind``) and what they carry (``event.about``):
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import IO, Any
 
 
 class Event(str):
@@ -51,3 +51,13 @@ def emit(progress: Callable[[str], None] | None, event: Event) -> None:
 def wants_events(progress: Callable[[str], None] | None) -> bool:
     """Does this callback take live-only events (worth computing them)?"""
     return bool(getattr(progress, "live", False))
+
+
+def live_wanted(stream: IO[str], environ: Mapping[str, str]) -> bool:
+    """A live view (fleet/live.py) on this stream? Only on a terminal that can redraw, and not when NO_COLOR asks
+    for calm. Here, not in fleet/live.py, so that deciding against it does not import rich."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and not environ.get("NO_COLOR") and environ.get("TERM", "") not in ("", "dumb")

@@ -24,8 +24,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
-from typing import IO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -47,15 +45,6 @@ from fleet.events import Event
 
 HOST_LINE = re.compile(r"^  (\S+): (.+)$")
 REFRESH = 4  # redraws a second
-
-
-def wanted(stream: IO[str], environ: Mapping[str, str]) -> bool:
-    """A live view on this stream? Only on a terminal that can redraw, and not when NO_COLOR asks for calm."""
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-    return tty and not environ.get("NO_COLOR") and environ.get("TERM", "") not in ("", "dumb")
 
 
 def safe(text: str) -> str:

@@ -25,18 +25,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from invoke.exceptions import Exit
-from rich.console import Console
 
-from fleet import inventory, live
+from fleet import inventory
 from fleet import lock as lock_mod
 from fleet import state as state_mod
 from fleet.errors import FleetError, InputErrors
-from fleet.events import Event
+from fleet.events import Event, live_wanted
 from fleet.report import seats_table, summary
 from fleet.runner import STOP
 from fleet.session import Session
+
+if TYPE_CHECKING:
+    from fleet.live import LiveView
 
 HOSTS_HELP = "the inventory file (YAML), e.g. inventories/lab.yml"
 COMMAND = "fab"  # what the teacher types: `fleet` for the installed tool (tasks/cli.py sets it)
@@ -157,7 +160,7 @@ class _Progress:
     and their lines must not interleave), or, while a live view shows, to it (fleet/live.py)."""
 
     def __init__(self) -> None:
-        self.view: live.LiveView | None = None
+        self.view: LiveView | None = None
 
     @property
     def live(self) -> bool:
@@ -184,10 +187,14 @@ PLAIN_HELP = "plain progress lines, as in a log, even on a terminal (also NO_COL
 def showing_progress(plain: bool = False) -> Iterator[None]:
     """While the block runs: on a terminal (unless ``plain`` or NO_COLOR), a live view of the hosts, their steps
     and transfers; elsewhere today's plain lines, nothing animated."""
-    if plain or progress.view is not None or not live.wanted(sys.stderr, os.environ):
+    if plain or progress.view is not None or not live_wanted(sys.stderr, os.environ):
         yield
         return
-    view = live.LiveView(Console(file=sys.stderr, highlight=False, markup=False, emoji=False))
+    from rich.console import Console  # only now: a run without a live view does not import rich
+
+    from fleet.live import LiveView
+
+    view = LiveView(Console(file=sys.stderr, highlight=False, markup=False, emoji=False))
     progress.view = view
     try:
         yield

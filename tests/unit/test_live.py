@@ -6,7 +6,8 @@ import io
 from rich.console import Console
 
 from fleet.events import Event, emit
-from fleet.live import LiveView, safe, wanted
+from fleet.events import live_wanted as wanted
+from fleet.live import LiveView, safe
 from fleet.runner import fan_out
 
 
