@@ -158,20 +158,9 @@ class Relay:
         """Get ``step.image`` onto the host: from the host before it in the chain, else from this computer."""
         image = step.image
         deadline = time.monotonic() + step.timeout
-        me = _Link(host, remote, relay_file(self.fleet, image))
-        with self.lock:
-            chain = self.chains.setdefault(image, [])
-            before = chain[-1] if chain else None
-            chain.append(me)
-            self._started.setdefault(image, time.monotonic())
-            self._kept.append(remote)  # from here on it holds relay files (and maybe a key) to remove at the end
+        me, before = self._join(image, host, remote)
         try:
-            try:
-                me.why_not = self._open(me, image) if len(self.hosts) > 1 else "no other host"
-            except HostError as e:
-                me.why_not = f"could not add the one-time key: {e}"
-            finally:
-                me.opened.set()
+            self._offer(me, image)
             self._receive(step, me, before, deadline, cancel)
             me.ok = True
         finally:
@@ -184,19 +173,9 @@ class Relay:
         manifest: usually every host), as it arrives there, else from this computer (the first such host only)."""
         key = files_key(step)
         deadline = time.monotonic() + step.timeout
-        me = _Link(host, remote, relay_file(self.fleet, key))
-        with self.lock:
-            chain = self.chains.setdefault(key, [])
-            before = chain[-1] if chain else None
-            chain.append(me)
-            self._kept.append(remote)
+        me, before = self._join(key, host, remote)
         try:
-            try:
-                me.why_not = self._open(me, key) if len(self.hosts) > 1 else "no other host"
-            except HostError as e:
-                me.why_not = f"could not add the one-time key: {e}"
-            finally:
-                me.opened.set()
+            self._offer(me, key)
             why = ""
             for source in self._sources(key, me, before, deadline):
                 self.session.progress(Event(f"  {host.id}: get {step.title.removeprefix('send ')} from {source.host.id} "
@@ -226,6 +205,26 @@ class Relay:
             me.ok = True
         finally:
             me.finished.set()
+
+    def _join(self, key: str, host: Host, remote: Remote) -> tuple[_Link, _Link | None]:
+        """The host's place at the end of the chain of ``key`` (an image, or a course data stream); the link before it."""
+        me = _Link(host, remote, relay_file(self.fleet, key))
+        with self.lock:
+            chain = self.chains.setdefault(key, [])
+            before = chain[-1] if chain else None
+            chain.append(me)
+            self._started.setdefault(key, time.monotonic())
+            self._kept.append(remote)  # from here on it holds relay files (and maybe a key) to remove at the end
+        return me, before
+
+    def _offer(self, me: _Link, key: str) -> None:
+        """Let the next hosts read from this one (the one-time key in place), or note why they cannot."""
+        try:
+            me.why_not = self._open(me, key) if len(self.hosts) > 1 else "no other host"
+        except HostError as e:
+            me.why_not = f"could not add the one-time key: {e}"
+        finally:
+            me.opened.set()
 
     def _receive(self, step: PushImage, me: _Link, before: _Link | None, deadline: float,
                  cancel: threading.Event | None) -> None:
