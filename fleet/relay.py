@@ -133,7 +133,8 @@ class Relay:
         self.chains: dict[str, list[_Link]] = {}
         self.relayed: list[tuple[str, str, str]] = []  # (image, from, to)
         self.fallbacks: list[tuple[str, str, str]] = []  # (image, receiver, why)
-        self._key: OneTimeKey | None = None
+        self._keys: dict[str, OneTimeKey] = {}  # one key pair per chain: a key's line names the one file it streams
+        self._this_run = secrets.token_hex(4)  # marks this run's key lines: marker(fleet, THIS_RUN-...)
         self._kept: list[Remote] = []
         self._told: dict[str, float] = {}
         self._started: dict[str, float] = {}
@@ -183,7 +184,7 @@ class Relay:
                                             step=f"get course data from {source.host.id}"))
                 try:
                     remote.run(receive_files_argv(me.path, step, source.host, self._known_hosts(source)),
-                               stdin=self._key.private, timeout=max(1, int(deadline - time.monotonic())),
+                               stdin=self._keys[key].private, timeout=max(1, int(deadline - time.monotonic())),
                                title=f"get course data from {source.host.id}", cancel=cancel)
                 except Interrupted:
                     raise
@@ -235,7 +236,7 @@ class Relay:
                                         "step", host=host.id, step=f"get image {image} from {source.host.id}"))
             try:
                 self._run(me, receive_argv(me.path, image, source.host, self._known_hosts(source)), step, deadline,
-                          cancel, stdin=self._key.private)
+                          cancel, stdin=self._keys[image].private)
             except Interrupted:
                 raise
             except HostError as e:
@@ -260,12 +261,12 @@ class Relay:
             return
         self._wait(before.opened, deadline, f"get image {image} from {before.host.id}")
         tried = set()
-        if not before.why_not and self._key is not None:
+        if not before.why_not and image in self._keys:
             tried.add(id(before))
             yield before
         with self.lock:
             done = [link for link in self.chains[image] if link.ok and not link.why_not and id(link) not in tried]
-        if done and self._key is not None:
+        if done and image in self._keys:
             yield done[0]
 
     def _run(self, me: _Link, argv: tuple[str, ...], step: PushImage, deadline: float,
@@ -320,12 +321,13 @@ class Relay:
         if not others:
             return "no other host to serve"
         with self.lock:
-            if self._key is None:
-                self._key = new_key()
-            key = self._key
+            if image not in self._keys:
+                self._keys[image] = new_key()
+            key = self._keys[image]
         line = authorized_line(key.public, others, follow_command(me.path, host.user),
-                               marker(self.fleet, secrets.token_hex(8)))
-        remote.run(install_argv(host.user, line, marker(self.fleet)), timeout=self.command_timeout,
+                               marker(self.fleet, f"{self._this_run}-{secrets.token_hex(4)}"))
+        remote.run(install_argv(host.user, line, marker(self.fleet), marker(self.fleet, f"{self._this_run}-")),
+                   timeout=self.command_timeout,
                    title="accept a one-time key for the image relay")
         return ""
 

@@ -29,20 +29,22 @@ MARK = "fleet-relay"  # comment of every key line fleet adds; with the fleet's n
 KEY_OPTIONS = ("no-agent-forwarding", "no-port-forwarding", "no-pty", "no-user-rc", "no-X11-forwarding")
 DOCKER_WAIT = 900  # seconds a receiver waits for the host's Docker (it may still be installing)
 
-# $1 login user, $2 the authorized_keys line, $3 the fleet's marker prefix: lines left by an interrupted
-# run are removed first. Creates ~/.ssh and the file (owned by the user) when missing.
+# $1 login user, $2 the authorized_keys line, $3 the fleet's marker prefix, $4 this run's marker prefix: lines
+# of the fleet left by an interrupted run are removed first, this run's own lines (a host relaying an image
+# and the course data has one line, and one key, for each) stay. Creates ~/.ssh and the file (owned by the
+# user) when missing.
 INSTALL_KEY = r"""
 set -eu
-user=$1 line=$2 mark=$3
+user=$1 line=$2 mark=$3 keep=$4
 home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 [ -n "$home" ] || { echo "no home directory for $user" >&2; exit 1; }
 [ -d "$home/.ssh" ] || install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
 f=$home/.ssh/authorized_keys
 if [ ! -e "$f" ]; then install -m 600 -o "$user" -g "$group" /dev/null "$f"; fi
-if grep -qF -- "$mark" "$f"; then
+if grep -F -- "$mark" "$f" | grep -qvF -- "$keep"; then
   tmp=$(mktemp "$f.XXXXXX")
-  grep -vF -- "$mark" "$f" > "$tmp" || true
+  awk -v m="$mark" -v k="$keep" 'index($0, m) == 0 || index($0, k) > 0' "$f" > "$tmp" || true
   chown --reference="$f" "$tmp" && chmod --reference="$f" "$tmp"
   mv -f "$tmp" "$f"
 fi
@@ -195,8 +197,11 @@ def known_hosts_line(host: Host, keytype: str, blob: str) -> str:
     return f"{known_hosts_name(host)} {keytype} {blob}"
 
 
-def install_argv(user: str, line: str, stale: str) -> tuple[str, ...]:
-    return ("sh", "-c", INSTALL_KEY, "sh", user, line, stale)
+def install_argv(user: str, line: str, stale: str, keep: str) -> tuple[str, ...]:
+    """Add ``line``; remove the lines holding ``stale`` (an earlier run's) unless they hold ``keep`` (this run's)."""
+    if not keep.startswith(stale) or keep == stale:
+        raise ValueError("keep must be a longer marker within stale")
+    return ("sh", "-c", INSTALL_KEY, "sh", user, line, stale, keep)
 
 
 def remove_argv(user: str, mark: str, fleet: str) -> tuple[str, ...]:

@@ -69,6 +69,7 @@ def run(exam, task: str, *args: str, env: dict[str, str] | None = None):
 def provision(exam, name: str):
     stats = exam["work"] / f"{name}.json"
     out = run(exam, "provision", env={"FLEET_STATS": str(stats)})
+    print(out.stdout, out.stderr, sep="\n")  # where each host got the image and the data from, when a test fails
     return out, json.loads(stats.read_text()) if stats.exists() else {}
 
 

@@ -80,8 +80,10 @@ def test_receive_argv_passes_every_value_as_a_positional_argument_and_no_key():
 
 
 def test_install_and_remove_argv():
-    assert relayhost.install_argv("root", "LINE", "fleet-relay-lab-") == (
-        "sh", "-c", relayhost.INSTALL_KEY, "sh", "root", "LINE", "fleet-relay-lab-")
+    assert relayhost.install_argv("root", "LINE", "fleet-relay-lab-", "fleet-relay-lab-0a1b-") == (
+        "sh", "-c", relayhost.INSTALL_KEY, "sh", "root", "LINE", "fleet-relay-lab-", "fleet-relay-lab-0a1b-")
+    with pytest.raises(ValueError):  # this run's lines must be told apart from an earlier run's
+        relayhost.install_argv("root", "LINE", "fleet-relay-lab-", "fleet-relay-lab-")
     assert relayhost.remove_argv("teacher", "fleet-relay-lab-", "lab") == (
         "sh", "-c", relayhost.REMOVE_KEY, "sh", "teacher", "fleet-relay-lab-", "/var/tmp/fleet-relay-lab")
 
