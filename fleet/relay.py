@@ -19,8 +19,10 @@ On each host, the receiver (:data:`RECEIVE`):
 3. prints the image id it has at the end, which must equal this computer's.
 
 The next host reads that file with a **one-time key**: fleet makes an
-ed25519 key pair in memory (it never touches this computer's disk) and
-appends its public half to each relaying host's ``authorized_keys``,
+ed25519 key pair per chain (per image, per course data stream) in memory
+(it never touches this computer's disk: one pair per chain, since sshd takes
+the first line that matches a key, and each line's forced command streams one
+file) and appends its public half to each relaying host's ``authorized_keys``,
 restricted to ``from="<the fleet's other hosts>"``, to the one forced command
 that streams that file (:func:`follow_command`, through ``sudo -n`` for a
 non-root user), to ``no-pty`` and no forwarding of any kind and no
