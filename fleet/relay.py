@@ -179,32 +179,16 @@ class Relay:
         me, before = self._join(key, host, remote)
         try:
             self._offer(me, key)
-            why = ""
-            for source in self._sources(key, me, before, deadline):
-                self.session.progress(Event(f"  {host.id}: get {step.title.removeprefix('send ')} from {source.host.id} "
-                                            "(host to host, as it arrives)", "step", host=host.id,
-                                            step=f"get course data from {source.host.id}"))
-                try:
-                    remote.run(receive_files_argv(me.path, step, source.host, self._known_hosts(source)),
-                               stdin=self._keys[key].private, timeout=max(1, int(deadline - time.monotonic())),
-                               title=f"get course data from {source.host.id}", cancel=cancel)
-                except Interrupted:
-                    raise
-                except HostError as e:
-                    why = f"relay from {source.host.id} failed: {e}"
-                    continue
-                with self.lock:
-                    self.relayed.append((key, source.host.id, host.id))
-                me.ok = True
-                return
-            if before is not None:
-                why = why or f"no relay from {before.host.id} ({before.why_not or 'it failed'})"
-                self.session.progress(Event(f"  {host.id}: {why}; sending the course data from this computer instead",
-                                            "step", host=host.id, step=f"{step.title} ({why})"))
-                with self.lock:
-                    self.fallbacks.append((key, host.id, why))
-            remote.run(receive_files_argv(me.path, step), stdin=remote.count_data(filesync.chunks(step)),
-                       timeout=max(1, int(deadline - time.monotonic())), title=step.title, cancel=cancel)
+
+            def read(source: _Link) -> None:
+                remote.run(receive_files_argv(me.path, step, source.host, self._known_hosts(source)),
+                           stdin=self._keys[key].private, timeout=max(1, int(deadline - time.monotonic())),
+                           title=f"get course data from {source.host.id}", cancel=cancel)
+
+            if not self._from_hosts(key, me, before, deadline, read, what=step.title.removeprefix("send "),
+                                    step_what="course data", named="the course data", title=step.title):
+                remote.run(receive_files_argv(me.path, step), stdin=remote.count_data(filesync.chunks(step)),
+                           timeout=max(1, int(deadline - time.monotonic())), title=step.title, cancel=cancel)
             me.ok = True
         finally:
             me.finished.set()
@@ -232,30 +216,43 @@ class Relay:
     def _receive(self, step: PushImage, me: _Link, before: _Link | None, deadline: float,
                  cancel: threading.Event | None) -> None:
         image, host = step.image, me.host
-        why = ""
-        for source in self._sources(image, me, before, deadline):
-            self.session.progress(Event(f"  {host.id}: get image {image} from {source.host.id} (host to host, as it arrives)",
-                                        "step", host=host.id, step=f"get image {image} from {source.host.id}"))
+
+        def read(source: _Link) -> None:
+            self._run(me, receive_argv(me.path, image, source.host, self._known_hosts(source)), step, deadline,
+                      cancel, stdin=self._keys[image].private)
+
+        if self._from_hosts(image, me, before, deadline, read, what=f"image {image}", step_what=f"image {image}",
+                            named=image, title=step.title):
+            return
+        if before is None:
+            self.session.progress(Event(f"  {host.id}: {step.title}", "step", host=host.id, step=step.title))
+        self._run(me, receive_argv(me.path, image), step, deadline, cancel, from_here=True)
+
+    def _from_hosts(self, key: str, me: _Link, before: _Link | None, deadline: float,
+                    read: Callable[[_Link], None], *, what: str, step_what: str, named: str, title: str) -> bool:
+        """Read ``key`` from the hosts :meth:`_sources` names, in order, until a read works (True). Else False, and
+        when a host came before this one, a line saying why this computer sends ``named`` instead."""
+        host, why = me.host, ""
+        for source in self._sources(key, me, before, deadline):
+            self.session.progress(Event(f"  {host.id}: get {what} from {source.host.id} (host to host, as it arrives)",
+                                        "step", host=host.id, step=f"get {step_what} from {source.host.id}"))
             try:
-                self._run(me, receive_argv(me.path, image, source.host, self._known_hosts(source)), step, deadline,
-                          cancel, stdin=self._keys[image].private)
+                read(source)
             except Interrupted:
                 raise
             except HostError as e:
                 why = f"relay from {source.host.id} failed: {e}"
                 continue
             with self.lock:
-                self.relayed.append((image, source.host.id, host.id))
-            return
-        if before is None:
-            self.session.progress(Event(f"  {host.id}: {step.title}", "step", host=host.id, step=step.title))
-        else:
+                self.relayed.append((key, source.host.id, host.id))
+            return True
+        if before is not None:
             why = why or f"no relay from {before.host.id} ({before.why_not or 'it failed'})"
-            self.session.progress(Event(f"  {host.id}: {why}; sending {image} from this computer instead", "step",
-                                        host=host.id, step=f"{step.title} ({why})"))
+            self.session.progress(Event(f"  {host.id}: {why}; sending {named} from this computer instead", "step",
+                                        host=host.id, step=f"{title} ({why})"))
             with self.lock:
-                self.fallbacks.append((image, host.id, why))
-        self._run(me, receive_argv(me.path, image), step, deadline, cancel, from_here=True)
+                self.fallbacks.append((key, host.id, why))
+        return False
 
     def _sources(self, image: str, me: _Link, before: _Link | None, deadline: float) -> Iterator[_Link]:
         """The hosts to read from, in order: the one before, then any that has the whole image."""

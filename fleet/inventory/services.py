@@ -68,6 +68,13 @@ def no_limit(v: Any) -> Any:
     return None if isinstance(v, str) and v.strip().lower() == NO_LIMIT else v
 
 
+def checked_memory(v: str | None) -> str | None:
+    """A service's or a group's ``memory:`` as written, once it is known to be a size Docker takes."""
+    if v is not None:
+        parse_memory(v)
+    return v
+
+
 def group_key(name: str) -> str:
     """The identity of a group name: `Instructor` and `instructor ` are one group."""
     return " ".join(name.casefold().split())
@@ -101,12 +108,7 @@ class GroupLimits(Model):
 
     _no_limit = field_validator("memory", "cpus", mode="before")(lambda v: no_limit(v))
 
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_memory(v)
-        return v
+    _memory = field_validator("memory")(lambda v: checked_memory(v))
 
 
 class Service(Model):
@@ -160,12 +162,7 @@ class Service(Model):
             seen[group_key(name)] = name
         return v
 
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_memory(v)
-        return v
+    _memory = field_validator("memory")(lambda v: checked_memory(v))
 
     @field_validator("cpuset")
     @classmethod
